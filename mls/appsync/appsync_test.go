@@ -54,9 +54,9 @@ func TestOrderedArray(t *testing.T) {
 			start: []string{"a", "b", "c", "d"},
 			p: AppSync{
 				ReplacedElements: []IndexedElement{{3, []byte("D")}, {0, []byte("A")}},
-				RemovedIndices:   []uint32{1},                         // removes b: [A c D]
+				RemovedIndices:   []uint32{1},                        // removes b: [A c D]
 				InsertedElements: []IndexedElement{{1, []byte("i")}}, // [A i c D]
-				AppendedEntries:  els("z"),                            // [A i c D z]
+				AppendedEntries:  els("z"),                           // [A i c D z]
 			},
 			want: "[A i c D z]",
 		},

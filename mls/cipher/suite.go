@@ -10,7 +10,13 @@
 // scalars, the forms the official test vectors use.
 package cipher
 
-import "errors"
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+)
 
 // SuiteID is the CipherSuite codepoint (RFC 9420, Section 17.1).
 type SuiteID uint16
@@ -26,6 +32,28 @@ const (
 	P384_AES256GCM_SHA384_P384             SuiteID = 0x0007
 )
 
+// String returns the RFC 9420 Section 17.1 name of the suite, or a
+// numeric form for unknown codepoints.
+func (id SuiteID) String() string {
+	switch id {
+	case X25519_AES128GCM_SHA256_Ed25519:
+		return "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519"
+	case P256_AES128GCM_SHA256_P256:
+		return "MLS_128_DHKEMP256_AES128GCM_SHA256_P256"
+	case X25519_CHACHA20POLY1305_SHA256_Ed25519:
+		return "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519"
+	case X448_AES256GCM_SHA512_Ed448:
+		return "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448"
+	case P521_AES256GCM_SHA512_P521:
+		return "MLS_256_DHKEMP521_AES256GCM_SHA512_P521"
+	case X448_CHACHA20POLY1305_SHA512_Ed448:
+		return "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448"
+	case P384_AES256GCM_SHA384_P384:
+		return "MLS_256_DHKEMP384_AES256GCM_SHA384_P384"
+	}
+	return fmt.Sprintf("CipherSuite(0x%04x)", uint16(id))
+}
+
 // Errors callers branch on.
 var (
 	ErrUnsupportedSuite = errors.New("mls cipher: unsupported cipher suite")
@@ -38,109 +66,81 @@ var (
 // concurrent use; obtain them with Lookup.
 type Suite struct {
 	id SuiteID
-	// implementation fields are private
+
+	nh      int                      // hash / KDF output size
+	newHash func() hash.Hash         // hash constructor (shared, never reallocated)
+	sum     func(data []byte) []byte // one-shot hash
+
+	aead aeadAlg
+	sig  sigAlg
+	kem  kemAlg
+	hpke hpkeImpl
 }
 
-// Lookup returns the suite for id, or ErrUnsupportedSuite.
-func Lookup(id SuiteID) (*Suite, error) { panic("unimplemented") }
+// suites holds the shared immutable Suite values, built once at init.
+var suites = func() map[SuiteID]*Suite {
+	sha256Sum := func(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
+	sha384Sum := func(b []byte) []byte { h := sha512.Sum384(b); return h[:] }
+	sha512Sum := func(b []byte) []byte { h := sha512.Sum512(b); return h[:] }
+	m := map[SuiteID]*Suite{
+		X25519_AES128GCM_SHA256_Ed25519: {nh: 32, newHash: sha256.New, sum: sha256Sum,
+			aead: aeadAES128GCM, sig: sigEd25519, kem: kemX25519},
+		P256_AES128GCM_SHA256_P256: {nh: 32, newHash: sha256.New, sum: sha256Sum,
+			aead: aeadAES128GCM, sig: sigP256, kem: kemP256},
+		X25519_CHACHA20POLY1305_SHA256_Ed25519: {nh: 32, newHash: sha256.New, sum: sha256Sum,
+			aead: aeadChaCha20Poly1305, sig: sigEd25519, kem: kemX25519},
+		X448_AES256GCM_SHA512_Ed448: {nh: 64, newHash: sha512.New, sum: sha512Sum,
+			aead: aeadAES256GCM, sig: sigEd448, kem: kemX448},
+		P521_AES256GCM_SHA512_P521: {nh: 64, newHash: sha512.New, sum: sha512Sum,
+			aead: aeadAES256GCM, sig: sigP521, kem: kemP521},
+		X448_CHACHA20POLY1305_SHA512_Ed448: {nh: 64, newHash: sha512.New, sum: sha512Sum,
+			aead: aeadChaCha20Poly1305, sig: sigEd448, kem: kemX448},
+		P384_AES256GCM_SHA384_P384: {nh: 48, newHash: sha512.New384, sum: sha384Sum,
+			aead: aeadAES256GCM, sig: sigP384, kem: kemP384},
+	}
+	for id, s := range m {
+		s.id = id
+		s.hpke = newHPKE(s.kem, s.aead)
+	}
+	return m
+}()
+
+// Lookup returns the suite for id, or ErrUnsupportedSuite
+// (RFC 9420, Section 17.1). The returned value is shared and immutable.
+func Lookup(id SuiteID) (*Suite, error) {
+	s, ok := suites[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: 0x%04x", ErrUnsupportedSuite, uint16(id))
+	}
+	return s, nil
+}
 
 // ID returns the suite's codepoint.
 func (s *Suite) ID() SuiteID { return s.id }
 
 // HashSize is Nh, the output size of the suite's hash (and KDF.Nh).
-func (s *Suite) HashSize() int { panic("unimplemented") }
+func (s *Suite) HashSize() int { return s.nh }
 
 // AEADKeySize is the AEAD's key length Nk.
-func (s *Suite) AEADKeySize() int { panic("unimplemented") }
+func (s *Suite) AEADKeySize() int { return s.aead.keySize() }
 
 // AEADNonceSize is the AEAD's nonce length Nn.
-func (s *Suite) AEADNonceSize() int { panic("unimplemented") }
+func (s *Suite) AEADNonceSize() int { return aeadNonceSize }
 
 // Hash returns the suite hash of data.
-func (s *Suite) Hash(data []byte) []byte { panic("unimplemented") }
-
-// MAC returns HMAC(key, data) with the suite hash (RFC 9420, Section 5.2).
-func (s *Suite) MAC(key, data []byte) []byte { panic("unimplemented") }
-
-// Extract is HKDF-Extract(salt, ikm).
-func (s *Suite) Extract(salt, ikm []byte) []byte { panic("unimplemented") }
-
-// Expand is HKDF-Expand(prk, info, length).
-func (s *Suite) Expand(prk, info []byte, length int) ([]byte, error) { panic("unimplemented") }
-
-// ExpandWithLabel (RFC 9420, Section 8): Expand with KDFLabel{length,
-// "MLS 1.0 " + label, context}.
-func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, length int) ([]byte, error) {
-	panic("unimplemented")
-}
-
-// DeriveSecret (RFC 9420, Section 8) is ExpandWithLabel(secret, label, "", Nh).
-func (s *Suite) DeriveSecret(secret []byte, label string) ([]byte, error) { panic("unimplemented") }
-
-// DeriveTreeSecret (RFC 9420, Section 9) is ExpandWithLabel(secret, label,
-// uint32 generation, length).
-func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32, length int) ([]byte, error) {
-	panic("unimplemented")
-}
-
-// Seal encrypts with the suite AEAD.
-func (s *Suite) Seal(key, nonce, aad, plaintext []byte) ([]byte, error) { panic("unimplemented") }
-
-// Open decrypts with the suite AEAD; failures wrap ErrDecrypt.
-func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) { panic("unimplemented") }
+func (s *Suite) Hash(data []byte) []byte { return s.sum(data) }
 
 // RefHash (RFC 9420, Section 5.2) hashes RefHashInput{label, value}.
-func (s *Suite) RefHash(label string, value []byte) []byte { panic("unimplemented") }
+func (s *Suite) RefHash(label string, value []byte) []byte {
+	return s.sum(refHashInput(label, value))
+}
 
 // KeyPackageRef (RFC 9420, Section 5.2) of an encoded KeyPackage.
-func (s *Suite) KeyPackageRef(keyPackage []byte) []byte { panic("unimplemented") }
+func (s *Suite) KeyPackageRef(keyPackage []byte) []byte {
+	return s.RefHash("MLS 1.0 KeyPackage Reference", keyPackage)
+}
 
 // ProposalRef (RFC 9420, Section 5.2) of an encoded AuthenticatedContent.
-func (s *Suite) ProposalRef(authenticatedContent []byte) []byte { panic("unimplemented") }
-
-// GenerateSignatureKey returns a fresh signature key pair.
-func (s *Suite) GenerateSignatureKey() (priv, pub []byte, err error) { panic("unimplemented") }
-
-// SignaturePublicKey returns the public key of a signature private key.
-func (s *Suite) SignaturePublicKey(priv []byte) ([]byte, error) { panic("unimplemented") }
-
-// SignWithLabel (RFC 9420, Section 5.1.2) signs SignContent{"MLS 1.0 " +
-// label, content}.
-func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte, error) {
-	panic("unimplemented")
-}
-
-// VerifyWithLabel (RFC 9420, Section 5.1.2); failures wrap ErrBadSignature.
-func (s *Suite) VerifyWithLabel(pub []byte, label string, content, signature []byte) error {
-	panic("unimplemented")
-}
-
-// GenerateHPKEKey returns a fresh HPKE key pair.
-func (s *Suite) GenerateHPKEKey() (priv, pub []byte, err error) { panic("unimplemented") }
-
-// DeriveHPKEKey is the KEM's DeriveKeyPair(ikm) (RFC 9180, Section 7.1.3).
-func (s *Suite) DeriveHPKEKey(ikm []byte) (priv, pub []byte, err error) { panic("unimplemented") }
-
-// HPKEPublicKey returns the public key of an HPKE private key.
-func (s *Suite) HPKEPublicKey(priv []byte) ([]byte, error) { panic("unimplemented") }
-
-// HPKESeal is single-shot HPKE base-mode SealBase (RFC 9180, Section 6.1).
-func (s *Suite) HPKESeal(pub, info, aad, plaintext []byte) (kemOutput, ciphertext []byte, err error) {
-	panic("unimplemented")
-}
-
-// HPKEOpen is single-shot OpenBase; failures wrap ErrDecrypt.
-func (s *Suite) HPKEOpen(priv, kemOutput, info, aad, ciphertext []byte) ([]byte, error) {
-	panic("unimplemented")
-}
-
-// EncryptWithLabel (RFC 9420, Section 5.1.3): SealBase with info =
-// EncryptContext{"MLS 1.0 " + label, context} and empty aad.
-func (s *Suite) EncryptWithLabel(pub []byte, label string, context, plaintext []byte) (kemOutput, ciphertext []byte, err error) {
-	panic("unimplemented")
-}
-
-// DecryptWithLabel is the inverse of EncryptWithLabel.
-func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, ciphertext []byte) ([]byte, error) {
-	panic("unimplemented")
+func (s *Suite) ProposalRef(authenticatedContent []byte) []byte {
+	return s.RefHash("MLS 1.0 Proposal Reference", authenticatedContent)
 }
