@@ -54,7 +54,8 @@ func (id SuiteID) String() string {
 	return fmt.Sprintf("CipherSuite(0x%04x)", uint16(id))
 }
 
-// Errors callers branch on.
+// Errors callers branch on (RFC 9420, Section 5: failed signature
+// verification, decryption or key parsing).
 var (
 	ErrUnsupportedSuite = errors.New("mls cipher: unsupported cipher suite")
 	ErrBadSignature     = errors.New("mls cipher: signature verification failed")
@@ -62,7 +63,7 @@ var (
 	ErrBadKey           = errors.New("mls cipher: malformed key")
 )
 
-// Suite is one MLS cipher suite. Values are immutable and safe for
+// Suite is one MLS cipher suite (RFC 9420, Section 17.1). Values are immutable and safe for
 // concurrent use; obtain them with Lookup.
 type Suite struct {
 	id SuiteID
@@ -115,19 +116,20 @@ func Lookup(id SuiteID) (*Suite, error) {
 	return s, nil
 }
 
-// ID returns the suite's codepoint.
+// ID returns the suite's codepoint (RFC 9420, Section 17.1).
 func (s *Suite) ID() SuiteID { return s.id }
 
-// HashSize is Nh, the output size of the suite's hash (and KDF.Nh).
+// HashSize is Nh, the output size of the suite's hash (and KDF.Nh)
+// (RFC 9420, Section 17.1; RFC 9180, Section 7.2).
 func (s *Suite) HashSize() int { return s.nh }
 
-// AEADKeySize is the AEAD's key length Nk.
+// AEADKeySize is the AEAD's key length Nk (RFC 9180, Section 7.3).
 func (s *Suite) AEADKeySize() int { return s.aead.keySize() }
 
-// AEADNonceSize is the AEAD's nonce length Nn.
+// AEADNonceSize is the AEAD's nonce length Nn (RFC 9180, Section 7.3).
 func (s *Suite) AEADNonceSize() int { return aeadNonceSize }
 
-// Hash returns the suite hash of data.
+// Hash returns the suite hash of data (RFC 9420, Section 5.2).
 func (s *Suite) Hash(data []byte) []byte { return s.sum(data) }
 
 // RefHash (RFC 9420, Section 5.2) hashes RefHashInput{label, value}.
