@@ -132,7 +132,8 @@ func (u URI) ProviderURI() URI { return URI{Kind: KindProvider, Provider: u.Prov
 
 // ValidateDomain checks that s is a lower-case DNS host name as used for
 // provider domains: labels of letters, digits and hyphens, not starting or
-// ending with a hyphen, at least two labels.
+// ending with a hyphen, at least two labels, and a top-level label that is
+// not all digits (so no IPv4 address passes).
 func ValidateDomain(s string) error {
 	if s == "" {
 		return errors.New("empty host")
@@ -143,6 +144,9 @@ func ValidateDomain(s string) error {
 	labels := strings.Split(s, ".")
 	if len(labels) < 2 {
 		return errors.New("host must have at least two labels")
+	}
+	if tld := labels[len(labels)-1]; strings.Trim(tld, "0123456789") == "" {
+		return errors.New("all-numeric top-level label (an IP address is not a provider domain)")
 	}
 	for _, l := range labels {
 		if l == "" || len(l) > maxLabelLen {

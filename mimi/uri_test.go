@@ -38,7 +38,7 @@ func TestParseURI(t *testing.T) {
 		"mimi://localhost", "mimi://a.example/", "mimi://a.example/u/", "mimi://a.example/u",
 		"mimi://a.example/x/alice", "mimi://a.example/u/al ice", "mimi://a.example/u/al/ice",
 		"mimi://a.example/u/alice?x=1", "mimi://a.example/u/alice#f", "mimi://-a.example",
-		"mimi://a..example", "mimi://a.example/u/%41",
+		"mimi://a..example", "mimi://a.example/u/%41", "mimi://127.0.0.1", "mimi://a.example.123/u/x",
 	}
 	for _, in := range bad {
 		if _, err := ParseURI(in); !errors.Is(err, ErrInvalidURI) {
