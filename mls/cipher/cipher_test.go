@@ -287,13 +287,23 @@ func TestSignatureNegative(t *testing.T) {
 				}
 			}
 			badPrivs := map[string][]byte{
-				"empty":     nil,
-				"truncated": priv[:len(priv)-1],
-				"extended":  append(bytes.Clone(priv), 0),
+				"empty":    nil,
+				"extended": append(bytes.Clone(priv), 0),
 			}
 			if len(pub) > 57 { // ECDSA: zero and out-of-range scalars
 				badPrivs["zero"] = make([]byte, len(priv))
 				badPrivs["above order"] = bytes.Repeat([]byte{0xff}, len(priv))
+				// A short scalar is the same value with its leading zero
+				// bytes dropped, and signs like the padded one.
+				short := bytes.Clone(priv)
+				short[0] = 0
+				padded, err1 := s.SignaturePublicKey(short)
+				trimmed, err2 := s.SignaturePublicKey(short[1:])
+				if err1 != nil || err2 != nil || !bytes.Equal(padded, trimmed) {
+					t.Errorf("short ECDSA scalar: %v %v", err1, err2)
+				}
+			} else {
+				badPrivs["truncated"] = priv[:len(priv)-1]
 			}
 			for name, bad := range badPrivs {
 				if _, err := s.SignWithLabel(bad, "Label", content); !errors.Is(err, cipher.ErrBadKey) {

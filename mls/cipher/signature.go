@@ -114,9 +114,9 @@ func (s *Suite) SignaturePublicKey(priv []byte) ([]byte, error) {
 		}
 		return []byte(ed448.NewKeyFromSeed(priv).Public().(ed448.PublicKey)), nil
 	default:
-		k, err := ecdsa.ParseRawPrivateKey(s.sig.curve(), priv)
+		k, err := s.ecdsaPrivateKey(priv)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v private key: %v", ErrBadKey, s.sig, err)
+			return nil, err
 		}
 		pub, err := k.PublicKey.Bytes()
 		if err != nil {
@@ -147,9 +147,9 @@ func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte
 		}
 		return ed448.Sign(ed448.NewKeyFromSeed(priv), msg, ""), nil
 	default:
-		k, err := ecdsa.ParseRawPrivateKey(s.sig.curve(), priv)
+		k, err := s.ecdsaPrivateKey(priv)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v private key: %v", ErrBadKey, s.sig, err)
+			return nil, err
 		}
 		sig, err := ecdsa.SignASN1(rand.Reader, k, s.sig.digest(msg))
 		if err != nil {
@@ -228,4 +228,21 @@ func (s *Suite) ValidateSignaturePublicKey(pub []byte) error {
 		}
 	}
 	return nil
+}
+
+// ecdsaPrivateKey parses a raw big-endian ECDSA scalar. Scalars shorter
+// than the curve's size (leading zero bytes dropped, as some
+// implementations and the official vectors write them) are left-padded.
+func (s *Suite) ecdsaPrivateKey(priv []byte) (*ecdsa.PrivateKey, error) {
+	size := (s.sig.curve().Params().BitSize + 7) / 8
+	if len(priv) > 0 && len(priv) < size {
+		padded := make([]byte, size)
+		copy(padded[size-len(priv):], priv)
+		priv = padded
+	}
+	k, err := ecdsa.ParseRawPrivateKey(s.sig.curve(), priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v private key: %v", ErrBadKey, s.sig, err)
+	}
+	return k, nil
 }
