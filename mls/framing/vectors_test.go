@@ -43,7 +43,6 @@ func lookupSuite(t testing.TB, id uint16) *cipher.Suite {
 	return s
 }
 
-
 // decodeMessage decodes an MLSMessage and checks its wire format.
 func decodeMessage(t *testing.T, b []byte, wf wire.WireFormat) *wire.MLSMessage {
 	t.Helper()
