@@ -148,7 +148,7 @@ func TestVectorsKeyScheduleExternalPub(t *testing.T) {
 		} `json:"epochs"`
 	}
 	vectors.Load(t, "key-schedule.json", &tcs)
-	tally := vectors.NewTally("vectors", "key-schedule.json (external_pub)")
+	tally := vectors.NewTally("external-pub", "key-schedule.json")
 	defer tally.Report(t)
 	for _, tc := range tcs {
 		tally.Run(t, fmt.Sprintf("cs%d", tc.CipherSuite), func(t *testing.T) {

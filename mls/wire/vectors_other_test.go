@@ -28,7 +28,7 @@ func TestVectorsWelcomeObjects(t *testing.T) {
 		Welcome     vectors.Hex `json:"welcome"`
 	}
 	vectors.Load(t, "welcome.json", &vs)
-	tally := vectors.NewTally("vectors", "welcome.json (wire)")
+	tally := vectors.NewTally("wire-decode", "welcome.json")
 	for i, v := range vs {
 		tally.Run(t, vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 			kp := checkMLSMessage(t, "key_package", v.KeyPackage, wire.WireFormatKeyPackage).KeyPackage
@@ -66,7 +66,7 @@ func TestVectorsTreeValidationObjects(t *testing.T) {
 		GroupID     vectors.Hex `json:"group_id"`
 	}
 	vectors.Load(t, "tree-validation.json", &vs)
-	tally := vectors.NewTally("vectors", "tree-validation.json (wire)")
+	tally := vectors.NewTally("wire-decode", "tree-validation.json")
 	for i, v := range vs {
 		tally.Run(t, vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 			tree := *roundTrip(t, "tree", v.Tree, newTree)
@@ -105,7 +105,7 @@ func TestVectorsTreeKEMObjects(t *testing.T) {
 		} `json:"update_paths"`
 	}
 	vectors.Load(t, "treekem.json", &vs)
-	tally := vectors.NewTally("vectors", "treekem.json (wire)")
+	tally := vectors.NewTally("wire-decode", "treekem.json")
 	for i, v := range vs {
 		tally.Run(t, vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 			roundTrip(t, "ratchet_tree", v.RatchetTree, newTree)
@@ -136,7 +136,7 @@ func TestVectorsTreeOperationsObjects(t *testing.T) {
 		TreeAfter   vectors.Hex `json:"tree_after"`
 	}
 	vectors.Load(t, "tree-operations.json", &vs)
-	tally := vectors.NewTally("vectors", "tree-operations.json (wire)")
+	tally := vectors.NewTally("wire-decode", "tree-operations.json")
 	for i, v := range vs {
 		tally.Run(t, vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 			roundTrip(t, "proposal", v.Proposal, newProposal)
@@ -164,7 +164,7 @@ func TestVectorsPassiveClientObjects(t *testing.T) {
 	for _, file := range []string{"passive-client-welcome.json", "passive-client-handling-commit.json", "passive-client-random.json"} {
 		var vs []passiveVector
 		vectors.Load(t, file, &vs)
-		tally := vectors.NewTally("vectors", file+" (wire)")
+		tally := vectors.NewTally("wire-decode", file+"")
 		for i, v := range vs {
 			tally.Run(t, file+"/"+vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 				checkMLSMessage(t, "key_package", v.KeyPackage, wire.WireFormatKeyPackage)
@@ -204,7 +204,7 @@ func TestVectorsMessageProtectionObjects(t *testing.T) {
 		ApplicationPriv         vectors.Hex `json:"application_priv"`
 	}
 	vectors.Load(t, "message-protection.json", &vs)
-	tally := vectors.NewTally("vectors", "message-protection.json (wire)")
+	tally := vectors.NewTally("wire-decode", "message-protection.json")
 	for i, v := range vs {
 		tally.Run(t, vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 			p := roundTrip(t, "proposal", v.Proposal, newProposal)
@@ -272,7 +272,7 @@ func TestVectorsTranscriptHashInputs(t *testing.T) {
 		InterimTranscriptHashAfter   vectors.Hex `json:"interim_transcript_hash_after"`
 	}
 	vectors.Load(t, "transcript-hashes.json", &vs)
-	tally := vectors.NewTally("vectors", "transcript-hashes.json (wire)")
+	tally := vectors.NewTally("wire-decode", "transcript-hashes.json")
 	for i, v := range vs {
 		tally.Run(t, vectors.CaseName(v.CipherSuite, i), func(t *testing.T) {
 			ac := roundTrip(t, "authenticated_content", v.AuthenticatedContent, func() *wire.AuthenticatedContent {
