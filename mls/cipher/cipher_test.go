@@ -364,7 +364,14 @@ func TestHPKE(t *testing.T) {
 					t.Errorf("%s: %v, want ErrDecrypt", name, err)
 				}
 			}
-			for _, bad := range [][]byte{nil, priv[:len(priv)-1], append(bytes.Clone(priv), 0)} {
+			badHPKEPrivs := [][]byte{nil, append(bytes.Clone(priv), 0)}
+			if len(pub) == 32 || len(pub) == 56 {
+				// X25519/X448 keys have one length; NIST scalars may be
+				// written without leading zeros, so a short one is a
+				// different, valid key.
+				badHPKEPrivs = append(badHPKEPrivs, priv[:len(priv)-1])
+			}
+			for _, bad := range badHPKEPrivs {
 				if _, err := s.HPKEPublicKey(bad); !errors.Is(err, cipher.ErrBadKey) {
 					t.Errorf("HPKEPublicKey(%d bytes): %v, want ErrBadKey", len(bad), err)
 				}
@@ -476,6 +483,34 @@ func TestHostileInputs(t *testing.T) {
 					s.ExpandWithLabel(a, "l", b, len(b))
 				}()
 			}
+		}
+	}
+}
+
+func TestHPKEExport(t *testing.T) {
+	for id := cipher.SuiteID(1); id <= 7; id++ {
+		s, err := cipher.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, pub, err := s.GenerateHPKEKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, secret, err := s.HPKEExportSend(pub, nil, "MLS 1.0 external init secret", s.HashSize())
+		if err != nil || len(secret) != s.HashSize() {
+			t.Fatalf("%v: send: %v", id, err)
+		}
+		got, err := s.HPKEExportReceive(priv, enc, nil, "MLS 1.0 external init secret", s.HashSize())
+		if err != nil || !bytes.Equal(got, secret) {
+			t.Fatalf("%v: receive: %v", id, err)
+		}
+		other, err := s.HPKEExportReceive(priv, enc, nil, "another context", s.HashSize())
+		if err != nil || bytes.Equal(other, secret) {
+			t.Fatalf("%v: exporter context ignored: %v", id, err)
+		}
+		if _, err := s.HPKEExportReceive(nil, enc, nil, "x", 8); !errors.Is(err, cipher.ErrDecrypt) {
+			t.Fatalf("%v: bad key: %v", id, err)
 		}
 	}
 }

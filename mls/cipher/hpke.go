@@ -31,6 +31,8 @@ type hpkeImpl interface {
 	validatePublic(pub []byte) error
 	seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error)
 	open(priv, enc, info, aad, ct []byte) ([]byte, error)
+	exportSend(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error)
+	exportReceive(priv, enc, info []byte, exporterContext string, length int) ([]byte, error)
 }
 
 // newHPKE builds the HPKE implementation of a suite: crypto/hpke for the
@@ -48,11 +50,11 @@ func newHPKE(k kemAlg, a aeadAlg) hpkeImpl {
 	case kemX25519:
 		h.kem, h.kdf = hpke.DHKEM(ecdh.X25519()), hpke.HKDFSHA256()
 	case kemP256:
-		h.kem, h.kdf = hpke.DHKEM(ecdh.P256()), hpke.HKDFSHA256()
+		h.kem, h.kdf, h.scalarSize = hpke.DHKEM(ecdh.P256()), hpke.HKDFSHA256(), 32
 	case kemP384:
-		h.kem, h.kdf = hpke.DHKEM(ecdh.P384()), hpke.HKDFSHA384()
+		h.kem, h.kdf, h.scalarSize = hpke.DHKEM(ecdh.P384()), hpke.HKDFSHA384(), 48
 	case kemP521:
-		h.kem, h.kdf = hpke.DHKEM(ecdh.P521()), hpke.HKDFSHA512()
+		h.kem, h.kdf, h.scalarSize = hpke.DHKEM(ecdh.P521()), hpke.HKDFSHA512(), 66
 	}
 	switch a {
 	case aeadAES128GCM:
@@ -70,6 +72,20 @@ type stdHPKE struct {
 	kem  hpke.KEM
 	kdf  hpke.KDF
 	aead hpke.AEAD
+	// scalarSize is the NIST curve's private scalar length; 0 for X25519.
+	scalarSize int
+}
+
+// privateKey deserializes a private key. A NIST-curve scalar shorter than
+// the curve size (leading zero bytes dropped, as the official vectors
+// sometimes write P-521 keys) is left-padded first.
+func (h stdHPKE) privateKey(priv []byte) (hpke.PrivateKey, error) {
+	if h.scalarSize > 0 && len(priv) > 0 && len(priv) < h.scalarSize {
+		padded := make([]byte, h.scalarSize)
+		copy(padded[h.scalarSize-len(priv):], priv)
+		priv = padded
+	}
+	return h.kem.NewPrivateKey(priv)
 }
 
 func (h stdHPKE) pair(k hpke.PrivateKey) (priv, pub []byte, err error) {
@@ -97,7 +113,7 @@ func (h stdHPKE) derive(ikm []byte) (priv, pub []byte, err error) {
 }
 
 func (h stdHPKE) publicKey(priv []byte) ([]byte, error) {
-	k, err := h.kem.NewPrivateKey(priv)
+	k, err := h.privateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key: %v", ErrBadKey, err)
 	}
@@ -129,7 +145,7 @@ func (h stdHPKE) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err err
 }
 
 func (h stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
-	sk, err := h.kem.NewPrivateKey(priv)
+	sk, err := h.privateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: HPKE private key: %v", ErrDecrypt, ErrBadKey, err)
 	}
@@ -142,6 +158,31 @@ func (h stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: HPKE open: %v", ErrDecrypt, err)
 	}
 	return pt, nil
+}
+
+func (h stdHPKE) exportSend(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error) {
+	pk, err := h.kem.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrBadKey, err)
+	}
+	enc, snd, err := hpke.NewSender(pk, h.kdf, h.aead, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: HPKE encapsulation: %v", ErrBadKey, err)
+	}
+	secret, err = snd.Export(exporterContext, length)
+	return enc, secret, err
+}
+
+func (h stdHPKE) exportReceive(priv, enc, info []byte, exporterContext string, length int) ([]byte, error) {
+	sk, err := h.privateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w: HPKE private key: %v", ErrDecrypt, ErrBadKey, err)
+	}
+	rcp, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, info)
+	if err != nil {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	return rcp.Export(exporterContext, length)
 }
 
 // x448HPKE is DHKEM(X448, HKDF-SHA512) HPKE (RFC 9180, Section 7.1), which
@@ -266,6 +307,67 @@ func (x x448HPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: HPKE open: %v", ErrDecrypt, err)
 	}
 	return pt, nil
+}
+
+func (x x448HPKE) exportSend(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error) {
+	if err := x.validatePublic(pub); err != nil {
+		return nil, nil, err
+	}
+	pk, err := circlhpke.KEM_X448_HKDF_SHA512.Scheme().UnmarshalBinaryPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: X448 public key: %v", ErrBadKey, err)
+	}
+	snd, err := x.suite.NewSender(pk, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	enc, sealer, err := snd.Setup(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: HPKE encapsulation: %v", ErrBadKey, err)
+	}
+	return enc, sealer.Export([]byte(exporterContext), uint(length)), nil
+}
+
+func (x x448HPKE) exportReceive(priv, enc, info []byte, exporterContext string, length int) ([]byte, error) {
+	if len(priv) != x448.Size || len(enc) != x448.Size {
+		return nil, fmt.Errorf("%w: X448 key or kem_output has the wrong length", ErrDecrypt)
+	}
+	sk, err := circlhpke.KEM_X448_HKDF_SHA512.Scheme().UnmarshalBinaryPrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w: X448 private key: %v", ErrDecrypt, ErrBadKey, err)
+	}
+	rcv, err := x.suite.NewReceiver(sk, info)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+	}
+	opener, err := rcv.Setup(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	return opener.Export([]byte(exporterContext), uint(length)), nil
+}
+
+// HPKEExportSend sets up an HPKE base-mode sender context to pub with the
+// given info and returns the encapsulated key and Export(exporterContext,
+// length) (RFC 9180, Sections 5.1 and 5.3). MLS external commits use it to
+// derive init_secret from external_pub (RFC 9420, Section 8.3).
+func (s *Suite) HPKEExportSend(pub, info []byte, exporterContext string, length int) (kemOutput, secret []byte, err error) {
+	kemOutput, secret, err = s.hpke.exportSend(pub, info, exporterContext, length)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls cipher: HPKE export: %w", err)
+	}
+	return kemOutput, secret, nil
+}
+
+// HPKEExportReceive is the receiver side of HPKEExportSend: it sets up a
+// recipient context from kemOutput and returns the same exported secret.
+// Failures wrap ErrDecrypt.
+func (s *Suite) HPKEExportReceive(priv, kemOutput, info []byte, exporterContext string, length int) ([]byte, error) {
+	secret, err := s.hpke.exportReceive(priv, kemOutput, info, exporterContext, length)
+	if err != nil {
+		return nil, fmt.Errorf("mls cipher: HPKE export: %w", err)
+	}
+	return secret, nil
 }
 
 // GenerateHPKEKey returns a fresh HPKE key pair, serialized per RFC 9180,
