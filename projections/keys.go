@@ -1,0 +1,67 @@
+package projections
+
+import (
+	"encoding/binary"
+
+	"github.com/openmimi/mimi/eventlog"
+)
+
+// Key prefixes. See the package documentation for the layout.
+var (
+	prefixProjections = []byte("p/")
+	keyApplied        = []byte("m/applied")
+
+	pRoom       = []byte("p/room/") // + c(room)
+	pGroup      = []byte("p/grp/")  // + c(room)
+	pProposal   = []byte("p/prop/") // + c(room) + be32(i)
+	pMember     = []byte("p/memb/") // + c(client) + c(room)
+	pClient     = []byte("p/cli/")  // + c(client)
+	pUserClient = []byte("p/ucl/")  // + c(user) + c(client)
+	pKeyPackage = []byte("p/kp/")   // + c(ref)
+	pAvailable  = []byte("p/kpa/")  // + c(client) + be16(suite) + be64(notAfter) + be64(uploadSeq) + be32(i)
+	pHubRoute   = []byte("p/hrt/")  // + c(ref)
+	pNotify     = []byte("p/ntf/")  // + c(hub) + c(hash)
+	pFanCursor  = []byte("p/fcur/") // + c(dest)
+	pFanQueue   = []byte("p/fq/")   // + c(dest) + be64(n)
+	pInCursor   = []byte("p/icur/") // + c(client)
+	pInQueue    = []byte("p/iq/")   // + c(client) + be64(n)
+)
+
+func key(prefix []byte, comps ...string) []byte {
+	n := len(prefix)
+	for _, c := range comps {
+		n += len(c) + 4
+	}
+	k := append(make([]byte, 0, n+16), prefix...)
+	for _, c := range comps {
+		k = eventlog.AppendKeyString(k, c)
+	}
+	return k
+}
+
+func be16(k []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(k, v) }
+func be32(k []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(k, v) }
+func be64(k []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(k, v) }
+
+func roomKey(room string) []byte  { return key(pRoom, room) }
+func groupKey(room string) []byte { return key(pGroup, room) }
+func proposalKey(room string, i uint32) []byte {
+	return be32(key(pProposal, room), i)
+}
+func memberKey(client, room string) []byte { return key(pMember, client, room) }
+func clientKey(client string) []byte       { return key(pClient, client) }
+func userClientKey(user, client string) []byte {
+	return key(pUserClient, user, client)
+}
+func kpKey(ref []byte) []byte { return key(pKeyPackage, string(ref)) }
+func availKey(k *KeyPackage) []byte {
+	return be32(be64(be64(be16(key(pAvailable, k.Client), k.CipherSuite), k.NotAfter), k.UploadSeq), k.UploadIndex)
+}
+func hubRouteKey(ref []byte) []byte            { return key(pHubRoute, string(ref)) }
+func notifyKey(hub string, hash []byte) []byte { return key(pNotify, hub, string(hash)) }
+func fanCursorKey(dest string) []byte          { return key(pFanCursor, dest) }
+func fanQueueKey(dest string, n uint64) []byte { return be64(key(pFanQueue, dest), n) }
+func inCursorKey(client string) []byte         { return key(pInCursor, client) }
+func inQueueKey(client string, n uint64) []byte {
+	return be64(key(pInQueue, client), n)
+}

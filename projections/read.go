@@ -1,0 +1,437 @@
+package projections
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/openmimi/mimi/eventlog"
+)
+
+// view runs f with the DB under the read lock.
+func (m *Machine) view(f func(r pebble.Reader) error) error {
+	m.dbMu.RLock()
+	defer m.dbMu.RUnlock()
+	db, err := m.reader()
+	if err != nil {
+		return err
+	}
+	return f(db)
+}
+
+// snapshotView runs f against a consistent point-in-time view, for reads
+// that touch several keys.
+func (m *Machine) snapshotView(f func(r pebble.Reader) error) error {
+	m.dbMu.RLock()
+	defer m.dbMu.RUnlock()
+	db, err := m.reader()
+	if err != nil {
+		return err
+	}
+	snap := db.NewSnapshot()
+	defer snap.Close()
+	return f(snap)
+}
+
+// eachUnder calls f for each key/value under prefix from start (inclusive,
+// nil for the prefix's start), stopping when f returns false.
+func eachUnder(r pebble.Reader, prefix, start []byte, f func(k, v []byte) (bool, error)) error {
+	lo := prefix
+	if start != nil {
+		lo = start
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: eventlog.PrefixEnd(prefix)})
+	if err != nil {
+		return storageErr("iterate", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		more, err := f(it.Key(), it.Value())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return storageErr("iterate", err)
+	}
+	if err := it.Close(); err != nil {
+		return storageErr("iterate", err)
+	}
+	return nil
+}
+
+// componentAt decodes the key component at position skip after prefix.
+func componentAt(k, prefix []byte, skip int) (string, error) {
+	rest := k[len(prefix):]
+	for i := 0; ; i++ {
+		c, r, err := eventlog.ReadKeyComponent(rest)
+		if err != nil {
+			return "", fmt.Errorf("%w: key %x", ErrCorruptState, k)
+		}
+		if i == skip {
+			return string(c), nil
+		}
+		rest = r
+	}
+}
+
+// Room returns a room's state, including its latest GroupInfo and ratchet
+// tree (draft-ralston-mimi-protocol-02, Sections 5.6 and 6.1), or
+// ErrNoSuchRoom.
+func (m *Machine) Room(id string) (*Room, error) {
+	var out *Room
+	err := m.snapshotView(func(r pebble.Reader) error {
+		var room Room
+		found, err := getRec(r, roomKey(id), "room", &room)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: %q", ErrNoSuchRoom, id)
+		}
+		var g groupState
+		if _, err := getRec(r, groupKey(id), "group", &g); err != nil {
+			return err
+		}
+		room.GroupInfo, room.RatchetTree = g.GroupInfo, g.RatchetTree
+		out = &room
+		return nil
+	})
+	return out, err
+}
+
+// Rooms returns the IDs of all rooms (closed ones included), sorted.
+func (m *Machine) Rooms() ([]string, error) {
+	var out []string
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, pRoom, nil, func(k, _ []byte) (bool, error) {
+			id, err := componentAt(k, pRoom, 0)
+			out = append(out, id)
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// RoomProposals returns the proposals cached for the room's current epoch,
+// in acceptance order.
+func (m *Machine) RoomProposals(id string) ([]Proposal, error) {
+	var out []Proposal
+	err := m.snapshotView(func(r pebble.Reader) error {
+		var room Room
+		found, err := getRec(r, roomKey(id), "room", &room)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: %q", ErrNoSuchRoom, id)
+		}
+		p := key(pProposal, id)
+		return eachUnder(r, p, nil, func(_, v []byte) (bool, error) {
+			var pr Proposal
+			if err := decode(v, "proposal", &pr); err != nil {
+				return false, err
+			}
+			out = append(out, pr)
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// ClientRooms returns the rooms whose member list includes client, sorted.
+func (m *Machine) ClientRooms(client string) ([]string, error) {
+	var out []string
+	p := key(pMember, client)
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, p, nil, func(k, _ []byte) (bool, error) {
+			room, err := componentAt(k, p, 0)
+			out = append(out, room)
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// Client returns a registered client, or ErrUnknownClient.
+func (m *Machine) Client(uri string) (*Client, error) {
+	var c Client
+	err := m.view(func(r pebble.Reader) error {
+		found, err := getRec(r, clientKey(uri), "client", &c)
+		if err == nil && !found {
+			err = fmt.Errorf("%w: %q", ErrUnknownClient, uri)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// UserClients returns the registered clients of a user, sorted
+// (draft-ralston-mimi-protocol-02, Section 5.2: a claim covers all of a
+// user's clients).
+func (m *Machine) UserClients(user string) ([]string, error) {
+	var out []string
+	p := key(pUserClient, user)
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, p, nil, func(k, _ []byte) (bool, error) {
+			c, err := componentAt(k, p, 0)
+			out = append(out, c)
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// KeyPackage returns a KeyPackage by ref, or ErrKeyPackageUnknown.
+func (m *Machine) KeyPackage(ref []byte) (*KeyPackage, error) {
+	var kp KeyPackage
+	err := m.view(func(r pebble.Reader) error {
+		found, err := getRec(r, kpKey(ref), "key package", &kp)
+		if err == nil && !found {
+			err = fmt.Errorf("%w: %x", ErrKeyPackageUnknown, ref)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &kp, nil
+}
+
+// ClaimableKeyPackages returns the client's KeyPackages that are unclaimed
+// and not expired at now (milliseconds since the UNIX epoch), for cipher
+// suite suite (0 for every suite), in the order claims take them
+// (draft-ralston-mimi-protocol-02, Section 5.2).
+func (m *Machine) ClaimableKeyPackages(client string, suite uint16, now uint64) ([]KeyPackage, error) {
+	var out []KeyPackage
+	prefix := key(pAvailable, client)
+	err := m.snapshotView(func(r pebble.Reader) error {
+		return eachUnder(r, prefix, nil, func(k, v []byte) (bool, error) {
+			if len(k) != len(prefix)+22 {
+				return false, fmt.Errorf("%w: availability key %x", ErrCorruptState, k)
+			}
+			s := binary.BigEndian.Uint16(k[len(prefix):])
+			notAfter := binary.BigEndian.Uint64(k[len(prefix)+2:])
+			if (suite != 0 && s != suite) || expired(notAfter, now) {
+				return true, nil
+			}
+			var kp KeyPackage
+			found, err := getRec(r, kpKey(v), "key package", &kp)
+			if err == nil && !found {
+				err = fmt.Errorf("%w: availability entry for missing KeyPackage %x", ErrCorruptState, v)
+			}
+			out = append(out, kp)
+			return err == nil, err
+		})
+	})
+	return out, err
+}
+
+// TargetRoute returns the target-side route of a claimed KeyPackageRef (the
+// client it belongs to), or ErrNotFound (draft-ralston-mimi-protocol-02,
+// Section 5.2).
+func (m *Machine) TargetRoute(ref []byte) (*TargetRoute, error) {
+	kp, err := m.KeyPackage(ref)
+	if errors.Is(err, ErrKeyPackageUnknown) || (err == nil && !kp.Claimed) {
+		return nil, fmt.Errorf("%w: no target route for %x", ErrNotFound, ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &TargetRoute{Ref: kp.Ref, Client: kp.Client, Claimer: kp.Claimer, Room: kp.Room, Seq: kp.ClaimSeq}, nil
+}
+
+// HubRoute returns the hub-side route of a KeyPackageRef (the provider a
+// Welcome for it goes to), or ErrNotFound (draft-ralston-mimi-protocol-02,
+// Section 5.5).
+func (m *Machine) HubRoute(ref []byte) (*HubRoute, error) {
+	var hr HubRoute
+	err := m.view(func(r pebble.Reader) error {
+		found, err := getRec(r, hubRouteKey(ref), "hub route", &hr)
+		if err == nil && !found {
+			err = fmt.Errorf("%w: no hub route for %x", ErrNotFound, ref)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &hr, nil
+}
+
+// NotifySeen reports whether a notify body with this SHA-256 hash was
+// accepted from hub (draft-ralston-mimi-protocol-02, Section 5.5).
+func (m *Machine) NotifySeen(hub string, hash []byte) (bool, error) {
+	var ok bool
+	err := m.view(func(r pebble.Reader) error {
+		var err error
+		ok, err = has(r, notifyKey(hub, hash))
+		return err
+	})
+	return ok, err
+}
+
+// Destination is a fanout destination with its cursor.
+type Destination struct {
+	Destination string
+	Cursor      Cursor
+}
+
+// FanoutDestinations lists every destination that ever had entries queued,
+// sorted, with their cursors (draft-ralston-mimi-protocol-02, Section 5.5).
+func (m *Machine) FanoutDestinations() ([]Destination, error) {
+	var out []Destination
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, pFanCursor, nil, func(k, v []byte) (bool, error) {
+			d, err := componentAt(k, pFanCursor, 0)
+			if err != nil {
+				return false, err
+			}
+			var c Cursor
+			if err := decode(v, "cursor", &c); err != nil {
+				return false, err
+			}
+			out = append(out, Destination{Destination: d, Cursor: c})
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+func (m *Machine) cursor(k []byte) (Cursor, error) {
+	var c Cursor
+	err := m.view(func(r pebble.Reader) error {
+		_, err := getRec(r, k, "cursor", &c)
+		return err
+	})
+	return c, err
+}
+
+// FanoutCursor returns a destination's fanout cursor (zero if none).
+func (m *Machine) FanoutCursor(dest string) (Cursor, error) { return m.cursor(fanCursorKey(dest)) }
+
+// InboxCursor returns a client's inbox cursor (zero if none).
+func (m *Machine) InboxCursor(client string) (Cursor, error) { return m.cursor(inCursorKey(client)) }
+
+func (m *Machine) queue(prefix []byte, from uint64, limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, prefix, be64(append([]byte(nil), prefix...), from), func(_, v []byte) (bool, error) {
+			if limit > 0 && len(out) >= limit {
+				return false, nil
+			}
+			var d Delivery
+			if err := decode(v, "delivery", &d); err != nil {
+				return false, err
+			}
+			out = append(out, d)
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// FanoutPending returns up to limit (0: all) unacknowledged entries queued
+// for a destination provider, oldest first (draft-ralston-mimi-protocol-02,
+// Section 5.5).
+func (m *Machine) FanoutPending(dest string, limit int) ([]Delivery, error) {
+	return m.queue(key(pFanQueue, dest), 0, limit)
+}
+
+// ClientInbox returns up to limit (0: all) unacknowledged inbox entries of a
+// local client with position >= from, oldest first.
+func (m *Machine) ClientInbox(client string, from uint64, limit int) ([]Delivery, error) {
+	return m.queue(key(pInQueue, client), from, limit)
+}
+
+// Event returns the event at global sequence number seq.
+func (m *Machine) Event(seq uint64) (eventlog.Event, error) {
+	var ev eventlog.Event
+	err := m.view(func(r pebble.Reader) error {
+		var err error
+		ev, err = eventlog.Get(r, seq)
+		return err
+	})
+	return ev, err
+}
+
+func collect(it *eventlog.Iterator, limit int) ([]eventlog.Event, error) {
+	defer it.Close()
+	var out []eventlog.Event
+	for (limit <= 0 || len(out) < limit) && it.Next() {
+		out = append(out, it.Event())
+	}
+	return out, it.Err()
+}
+
+// Events returns up to limit (0: all) events from global sequence number
+// from, in order.
+func (m *Machine) Events(from uint64, limit int) ([]eventlog.Event, error) {
+	var out []eventlog.Event
+	err := m.view(func(r pebble.Reader) error {
+		it, err := eventlog.NewIterator(r, from)
+		if err != nil {
+			return err
+		}
+		out, err = collect(it, limit)
+		return err
+	})
+	return out, err
+}
+
+// RoomEvents returns up to limit (0: all) events of room from room sequence
+// number from, in order.
+func (m *Machine) RoomEvents(room string, from uint64, limit int) ([]eventlog.Event, error) {
+	var out []eventlog.Event
+	err := m.snapshotView(func(r pebble.Reader) error {
+		it, err := eventlog.NewRoomIterator(r, room, from)
+		if err != nil {
+			return err
+		}
+		out, err = collect(it, limit)
+		return err
+	})
+	return out, err
+}
+
+// Payload returns the bytes a delivery refers to: the MLSMessage (or notify
+// body, or Welcome) of its source event.
+func (m *Machine) Payload(d Delivery) ([]byte, error) {
+	ev, err := m.Event(d.SourceSeq)
+	if err != nil {
+		return nil, err
+	}
+	return payload(&ev, d.Part)
+}
+
+// LogHead returns the log's last sequence number and chain hash; equal
+// heads mean equal logs.
+func (m *Machine) LogHead() (eventlog.Head, error) {
+	var h eventlog.Head
+	err := m.view(func(r pebble.Reader) error {
+		var err error
+		h, err = eventlog.ReadHead(r)
+		return err
+	})
+	return h, err
+}
+
+// VerifyLog runs the log integrity walk (eventlog.Verify) on a consistent
+// snapshot.
+func (m *Machine) VerifyLog() (*eventlog.Report, error) {
+	var rep *eventlog.Report
+	err := m.snapshotView(func(r pebble.Reader) error {
+		var err error
+		rep, err = eventlog.Verify(r)
+		return err
+	})
+	return rep, err
+}
