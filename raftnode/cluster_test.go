@@ -164,8 +164,17 @@ func TestCluster(t *testing.T) {
 		before := c.nodes[f].n.AppliedIndex()
 		c.stop(f)
 		acked = append(acked, applyN(t, c.nodes[l], "while-down", 80)...)
-		if err := c.nodes[l].n.Snapshot(); err != nil {
-			t.Fatalf("leader snapshot: %v", err)
+		// Every running node snapshots and truncates its log, so that
+		// whichever of them leads when the follower returns (leadership
+		// may move under load) can only catch it up with a snapshot.
+		c.converged(15 * time.Second)
+		for i, tn := range c.nodes {
+			if i == f || tn.n == nil {
+				continue
+			}
+			if err := tn.n.Snapshot(); err != nil {
+				t.Fatalf("%s snapshot: %v", tn.id, err)
+			}
 		}
 		st := c.nodes[l].n.Status()
 		first, _ := strconv.ParseUint(st.Raw["last_snapshot_index"], 10, 64)
