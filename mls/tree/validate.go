@@ -3,7 +3,9 @@ package tree
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/openmimi/mimi/mls/treemath"
@@ -91,7 +93,7 @@ func (t *Tree) ValidateLeafNode(ln *wire.LeafNode, use LeafUse, at treemath.Leaf
 			inUse[ct] = true
 		}
 	}
-	if err := t.checkLeaf(ln, use, at, c, req, inUse); err != nil {
+	if err := t.checkLeaf(ln, use, at, c, req, inUse, nil); err != nil {
 		return err
 	}
 	// Uniqueness (RFC 9420, Section 7.3).
@@ -111,7 +113,9 @@ func (t *Tree) ValidateLeafNode(ln *wire.LeafNode, use LeafUse, at treemath.Leaf
 // checkLeaf runs the per-leaf checks of RFC 9420, Section 7.3 except key
 // uniqueness. inUse holds every credential type in use in the group
 // (including ln's).
-func (t *Tree) checkLeaf(ln *wire.LeafNode, use LeafUse, at treemath.LeafIndex, c *Context, req *wire.RequiredCapabilities, inUse map[wire.CredentialType]bool) error {
+// sigDone, when non-nil, is the already computed result of the leaf's
+// signature check (Validate verifies all leaves' signatures in parallel).
+func (t *Tree) checkLeaf(ln *wire.LeafNode, use LeafUse, at treemath.LeafIndex, c *Context, req *wire.RequiredCapabilities, inUse map[wire.CredentialType]bool, sigDone *error) error {
 	// leaf_node_source.
 	want := map[LeafUse]wire.LeafNodeSource{
 		UseKeyPackage: wire.LeafNodeSourceKeyPackage,
@@ -140,8 +144,14 @@ func (t *Tree) checkLeaf(ln *wire.LeafNode, use LeafUse, at treemath.LeafIndex, 
 		}
 	}
 	// Signature.
-	if err := ln.VerifySignature(t.suite, c.GroupID, uint32(at)); err != nil {
-		return fmt.Errorf("%w: leaf %d: %w", ErrLeafSignature, at, err)
+	var sigErr error
+	if sigDone != nil {
+		sigErr = *sigDone
+	} else {
+		sigErr = ln.VerifySignature(t.suite, c.GroupID, uint32(at))
+	}
+	if sigErr != nil {
+		return fmt.Errorf("%w: leaf %d: %w", ErrLeafSignature, at, sigErr)
 	}
 	// Group parameters: required capabilities. (Version and cipher suite
 	// support are KeyPackage checks, RFC 9420 Section 10.1; the official
@@ -267,9 +277,10 @@ func (t *Tree) Validate(treeHash []byte, c *Context) error {
 	for _, ln := range t.Leaves() {
 		inUse[ln.Credential.Type] = true
 	}
+	sigErrs := t.verifyLeafSignatures(c.GroupID)
 	sigKeys := map[string]treemath.LeafIndex{}
 	for l, ln := range t.Leaves() {
-		if err := t.checkLeaf(ln, UseTree, l, c, req, inUse); err != nil {
+		if err := t.checkLeaf(ln, UseTree, l, c, req, inUse, &sigErrs[l]); err != nil {
 			return err
 		}
 		if prev, dup := sigKeys[string(ln.SignatureKey)]; dup {
@@ -290,6 +301,29 @@ func (t *Tree) Validate(treeHash []byte, c *Context) error {
 		encKeys[k] = i
 	}
 	return t.VerifyParentHashes()
+}
+
+// verifyLeafSignatures checks every non-blank leaf's signature, spread
+// over the available CPUs (signature checks dominate a joiner's validation
+// of a large tree), and returns each leaf's result by leaf index. Reading
+// the tree concurrently is safe: VerifySignature touches no cache.
+func (t *Tree) verifyLeafSignatures(groupID []byte) []error {
+	errs := make([]error, t.n)
+	workers := min(runtime.GOMAXPROCS(0), int(t.n)/64+1)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := uint32(w); l < t.n; l += uint32(workers) {
+				if ln := t.Leaf(treemath.LeafIndex(l)); ln != nil {
+					errs[l] = ln.VerifySignature(t.suite, groupID, l)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // subtreeNonBlankLeaf reports whether a leaf under x is non-blank.
