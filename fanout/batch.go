@@ -1,0 +1,146 @@
+package fanout
+
+import (
+	"fmt"
+
+	"github.com/openmimi/mimi/eventlog"
+	"github.com/openmimi/mimi/mimi"
+	"github.com/openmimi/mimi/mls/codec"
+	"github.com/openmimi/mimi/mls/wire"
+	"github.com/openmimi/mimi/projections"
+)
+
+// Default limits of one /notify body (draft-ralston-mimi-protocol-02,
+// Section 5.5). DefaultMaxBatchBytes stays well below the 4 MiB request
+// body limit of httpapi/transport servers; a single message larger than
+// the byte limit is still sent, alone.
+const (
+	DefaultMaxBatchMessages = 64
+	DefaultMaxBatchBytes    = 1 << 20
+)
+
+// Limits bounds one /notify body (draft-ralston-mimi-protocol-02, Section
+// 5.5). Zero fields take the defaults; MaxMessages is at most
+// mimi.MaxFanoutBatch, the most a follower decodes from one body.
+type Limits struct {
+	MaxMessages int
+	MaxBytes    int
+}
+
+func (l Limits) messages() int {
+	switch {
+	case l.MaxMessages <= 0:
+		return DefaultMaxBatchMessages
+	case l.MaxMessages > mimi.MaxFanoutBatch:
+		return mimi.MaxFanoutBatch
+	}
+	return l.MaxMessages
+}
+
+func (l Limits) bytes() int {
+	if l.MaxBytes <= 0 {
+		return DefaultMaxBatchBytes
+	}
+	return l.MaxBytes
+}
+
+// Batch is one /notify request (draft-ralston-mimi-protocol-02, Section
+// 5.5): consecutive queued deliveries First..Last of one destination, all
+// for Room, encoded as concatenated FanoutMessages in Body.
+type Batch struct {
+	Destination string
+	Room        string
+	First, Last uint64
+	Deliveries  []projections.Delivery
+	Body        []byte
+}
+
+// Count returns the number of FanoutMessages in the batch.
+func (b *Batch) Count() int { return len(b.Deliveries) }
+
+// BuildBatch builds the next /notify body for dest from the oldest pending
+// deliveries of s (draft-ralston-mimi-protocol-02, Section 5.5): the first
+// pending delivery and the deliveries that follow it for the same room, up
+// to lim. It returns nil if nothing is pending.
+//
+// The body depends only on the queue positions it covers and their
+// payloads, so building the same pending range twice gives the same bytes
+// (a follower recognises a re-sent body as a byte-exact duplicate).
+func BuildBatch(s Store, dest string, lim Limits) (*Batch, error) {
+	pend, err := s.Pending(dest, lim.messages())
+	if err != nil {
+		return nil, fmt.Errorf("fanout: pending deliveries for %s: %w", dest, err)
+	}
+	return buildFrom(s, dest, pend, lim)
+}
+
+// buildFrom builds the batch starting at pend[0].
+func buildFrom(s Store, dest string, pend []projections.Delivery, lim Limits) (*Batch, error) {
+	if len(pend) == 0 {
+		return nil, nil
+	}
+	maxMsgs, maxBytes := lim.messages(), lim.bytes()
+	b := &Batch{Destination: dest, Room: pend[0].Room, First: pend[0].N}
+	for i, d := range pend {
+		if i == maxMsgs || d.Room != b.Room {
+			break
+		}
+		if i > 0 && d.N != b.Last+1 {
+			return nil, fmt.Errorf("%w: queue of %s jumps from position %d to %d", ErrPermanent, dest, b.Last, d.N)
+		}
+		p, err := s.Payload(d)
+		if err != nil {
+			return nil, fmt.Errorf("fanout: payload of delivery %d to %s (event %d): %w", d.N, dest, d.SourceSeq, err)
+		}
+		enc, err := EncodeMessage(d, p)
+		if err != nil {
+			return nil, fmt.Errorf("fanout: delivery %d to %s (event %d): %w", d.N, dest, d.SourceSeq, err)
+		}
+		if i > 0 && len(b.Body)+len(enc) > maxBytes {
+			break
+		}
+		b.Body = append(b.Body, enc...)
+		b.Deliveries = append(b.Deliveries, d)
+		b.Last = d.N
+	}
+	return b, nil
+}
+
+// EncodeMessage encodes the FanoutMessage of one delivery
+// (draft-ralston-mimi-protocol-02, Section 5.5): the source event's hub
+// acceptance timestamp and its MLSMessage, followed for a Welcome by a
+// RatchetTreeOption carrying the full ratchet tree. PartMessage must be a
+// PublicMessage or PrivateMessage, PartWelcome a Welcome with a ratchet
+// tree; anything else fails with ErrPermanent.
+func EncodeMessage(d projections.Delivery, p Payload) ([]byte, error) {
+	var msg wire.MLSMessage
+	if err := codec.Unmarshal(p.Message, "MLSMessage", &msg); err != nil {
+		return nil, fmt.Errorf("%w: stored message does not decode: %w", ErrPermanent, err)
+	}
+	fm := mimi.FanoutMessage{Timestamp: d.Timestamp, Message: msg}
+	switch d.Part {
+	case eventlog.PartMessage:
+		if msg.WireFormat != wire.WireFormatPublicMessage && msg.WireFormat != wire.WireFormatPrivateMessage {
+			return nil, fmt.Errorf("%w: message part has wire format %d, want a PublicMessage or PrivateMessage", ErrPermanent, msg.WireFormat)
+		}
+	case eventlog.PartWelcome:
+		if msg.WireFormat != wire.WireFormatWelcome {
+			return nil, fmt.Errorf("%w: Welcome part has wire format %d", ErrPermanent, msg.WireFormat)
+		}
+		if len(p.RatchetTree) == 0 {
+			return nil, fmt.Errorf("%w: Welcome without a ratchet tree", ErrPermanent)
+		}
+		var tree wire.RatchetTree
+		if err := codec.Unmarshal(p.RatchetTree, "ratchet_tree", &tree); err != nil {
+			return nil, fmt.Errorf("%w: stored ratchet tree does not decode: %w", ErrPermanent, err)
+		}
+		fm.RatchetTreeOption = &mimi.RatchetTreeOption{Representation: mimi.RatchetTreeFull, Tree: tree}
+	default:
+		return nil, fmt.Errorf("%w: unknown part %d", ErrPermanent, d.Part)
+	}
+	b, err := mimi.MarshalFanout([]mimi.FanoutMessage{fm})
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode FanoutMessage: %w", ErrPermanent, err)
+	}
+	return b, nil
+}
