@@ -259,12 +259,40 @@ func (m *Machine) execute(raftIndex uint64, data []byte) (Result, error) {
 	}
 	b := m.db.NewIndexedBatch()
 	defer b.Close()
-	var t *tx
-	if m.cache != nil {
-		t = newApplyTx(b, m.cache)
-	} else if t, err = newTx(b, b); err != nil {
+	t, err := m.applyTx(b)
+	if err != nil {
 		return Result{}, err
 	}
+	res, err := t.run(cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, raftIndex), nil); err != nil {
+		return Result{}, storageErr("record applied index", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		// The DB may or may not hold the batch: the cache can no longer
+		// be trusted (and the node must stop anyway).
+		m.cache = nil
+		return Result{}, storageErr("commit", err)
+	}
+	t.publish()
+	return res, nil
+}
+
+// applyTx opens the transaction a command runs in: over the committed-value
+// cache when there is one, else straight over the batch.
+func (m *Machine) applyTx(b *pebble.Batch) (*tx, error) {
+	if m.cache != nil {
+		return newApplyTx(b, m.cache), nil
+	}
+	return newTx(b, b)
+}
+
+// run checks a command's conditions and applies its operations to the
+// transaction, then finishes it (shared by Apply and ApplyBatch). It does
+// not commit or publish.
+func (t *tx) run(cmd *Command) (Result, error) {
 	var res Result
 	for i := range cmd.Conditions {
 		if err := t.check(&cmd.Conditions[i]); err != nil {
@@ -294,16 +322,6 @@ func (m *Machine) execute(raftIndex uint64, data []byte) (Result, error) {
 	if err := t.finish(); err != nil {
 		return Result{}, err
 	}
-	if err := b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, raftIndex), nil); err != nil {
-		return Result{}, storageErr("record applied index", err)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		// The DB may or may not hold the batch: the cache can no longer
-		// be trusted (and the node must stop anyway).
-		m.cache = nil
-		return Result{}, storageErr("commit", err)
-	}
-	t.publish()
 	return res, nil
 }
 
