@@ -1,0 +1,306 @@
+package provider_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/openmimi/mimi/eventlog"
+	"github.com/openmimi/mimi/mimi"
+	"github.com/openmimi/mimi/mls/wire"
+	"github.com/openmimi/mimi/projections"
+	"github.com/openmimi/mimi/provider"
+	"github.com/openmimi/mimi/provider/providertest"
+)
+
+// TestSubmitMessage covers the hub's answers to /submitMessage
+// (draft-ralston-mimi-protocol-02, Section 5.4).
+func TestSubmitMessage(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("reader")
+	old := providertest.Message(t, w.bobG, "from epoch 1")
+	pc, req := providertest.Commit(t, w.aliceG, nil)
+	if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, req); err != nil || resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("commit: %v %+v", err, resp)
+	}
+	if err := pc.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	w.deliver()
+	w.process(w.bobG, w.inbox(w.b, w.bob))
+
+	// Too old: epochTooOld with the current epoch.
+	resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, old)
+	if err != nil || resp.Code != mimi.SubmitEpochTooOld || resp.CurrentEpoch != 2 {
+		t.Fatalf("old epoch: %v %+v", err, resp)
+	}
+	// From the future: notAllowed.
+	future := providertest.Message(t, w.aliceG, "x")
+	future.AppMessage.PrivateMessage.Epoch = 7
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "a.example", room, future); err != nil || resp.Code != mimi.SubmitNotAllowed {
+		t.Fatalf("future epoch: %v %+v", err, resp)
+	}
+	// Another group.
+	other := providertest.Message(t, w.aliceG, "x")
+	other.AppMessage.PrivateMessage.GroupID = []byte("mimi://a.example/g/other")
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "a.example", room, other); err != nil || resp.Code != mimi.SubmitNotAllowed {
+		t.Fatalf("other group: %v %+v", err, resp)
+	}
+	// Bob is a reader: b.example has no participant with canSendMessage.
+	if resp, err := w.b.P.LocalSubmitMessage(w.ctx, w.bob.Client, room, providertest.Message(t, w.bobG, "x")); err != nil || resp.Code != mimi.SubmitNotAllowed {
+		t.Fatalf("reader: %v %+v", err, resp)
+	}
+	// c.example has no participant at all.
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "c.example", room, providertest.Message(t, w.aliceG, "x")); err != nil || resp.Code != mimi.SubmitNotAllowed {
+		t.Fatalf("no participant: %v %+v", err, resp)
+	}
+	// A local client that is not a member.
+	alice2 := providertest.NewClient(t, "a.example", "alice", "alice2")
+	alice2.Register(t, w.a)
+	if resp, err := w.a.P.LocalSubmitMessage(w.ctx, alice2.Client, room, providertest.Message(t, w.aliceG, "x")); err != nil || resp.Code != mimi.SubmitNotAllowed {
+		t.Fatalf("non-member: %v %+v", err, resp)
+	}
+	// Accepted: queued for b.example and not for the sender.
+	resp, err = w.a.P.LocalSubmitMessage(w.ctx, w.alice.Client, room, providertest.Message(t, w.aliceG, "hello"))
+	if err != nil || resp.Code != mimi.SubmitAccepted || resp.AcceptedTimestamp == 0 {
+		t.Fatalf("accepted: %v %+v", err, resp)
+	}
+	if got := w.inbox(w.a, w.alice); len(got) != 0 {
+		t.Fatalf("the sender got %d messages", len(got))
+	}
+	w.deliver()
+	ps := w.process(w.bobG, w.inbox(w.b, w.bob))
+	if len(ps) != 1 || string(ps[0].ApplicationData) != "hello" {
+		t.Fatalf("bob: %+v", ps)
+	}
+	if _, err := w.a.P.SubmitMessage(w.ctx, "b.example", "mimi://a.example/r/none", old); !errors.Is(err, provider.ErrNoSuchRoom) {
+		t.Fatalf("unknown room: %v", err)
+	}
+}
+
+// TestNotify covers the follower side of /notify (Section 5.5): only the
+// hub may notify, a duplicate body is acknowledged and processed once, and
+// the follower state survives a restart.
+func TestNotify(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("admin")
+	resp, err := w.a.P.LocalSubmitMessage(w.ctx, w.alice.Client, room, providertest.Message(t, w.aliceG, "one"))
+	if err != nil || resp.Code != mimi.SubmitAccepted {
+		t.Fatal(err, resp)
+	}
+	pending, err := w.a.M.FanoutPending("b.example", 0)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending %v %v", pending, err)
+	}
+	fm, err := provider.ResolveDelivery(w.a.M, pending[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := mimi.MarshalFanout([]mimi.FanoutMessage{*fm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not from the hub.
+	if err := w.b.P.Notify(w.ctx, "c.example", room, body, nil); !errors.Is(err, provider.ErrForbidden) {
+		t.Fatalf("notify from c.example: %v", err)
+	}
+	if err := w.b.P.Notify(w.ctx, "a.example", room, []byte{1, 2}, nil); !errors.Is(err, provider.ErrInvalid) {
+		t.Fatalf("garbage: %v", err)
+	}
+	// Twice: accepted both times, processed once.
+	if err := w.b.P.Notify(w.ctx, "a.example", room, body, nil); err != nil {
+		t.Fatal(err)
+	}
+	digest := w.b.Digest(t)
+	if err := w.b.P.Notify(w.ctx, "a.example", room, body, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(digest, w.b.Digest(t)) {
+		t.Fatal("the duplicate changed state")
+	}
+	sum := sha256.Sum256(body)
+	if seen, _ := w.b.M.NotifySeen("a.example", sum[:]); !seen {
+		t.Fatal("not recorded")
+	}
+	got := w.inbox(w.b, w.bob)
+	if len(got) != 1 {
+		t.Fatalf("bob got %d messages", len(got))
+	}
+	ps := w.process(w.bobG, got)
+	if string(ps[0].ApplicationData) != "one" {
+		t.Fatal("wrong message")
+	}
+
+	// Restart b.example: the duplicate is still recognized, and Bob still
+	// receives the room's messages (the follower state is rebuilt from the
+	// log).
+	w.b.Close()
+	b2 := providertest.New(t, "b.example", providertest.Options{Dir: w.b.Dir, Remote: w.net.Remote("b.example"), Clock: w.b.Clock,
+		HubPriv: w.b.HubPriv, HubSender: &w.b.HubSender})
+	w.net.Add(b2.P)
+	w.b = b2
+	if err := w.b.P.Notify(w.ctx, "a.example", room, body, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.inbox(w.b, w.bob); len(got) != 0 {
+		t.Fatalf("duplicate after restart delivered %d messages", len(got))
+	}
+	resp, err = w.a.P.LocalSubmitMessage(w.ctx, w.alice.Client, room, providertest.Message(t, w.aliceG, "two"))
+	if err != nil || resp.Code != mimi.SubmitAccepted {
+		t.Fatal(err, resp)
+	}
+	// Record the manual delivery of "one" at the hub, then deliver "two".
+	cmd, _ := projections.EncodeCommand(&projections.Command{Ops: []projections.Op{projections.EventOp("", 1,
+		&eventlog.FanoutDelivered{Destination: "b.example", UpTo: pending[0].N})}})
+	if r, err := w.a.Raft.Apply(w.ctx, cmd); err != nil || r.Err != nil {
+		t.Fatal(err, r.Err)
+	}
+	w.deliver()
+	ps = w.process(w.bobG, w.inbox(w.b, w.bob))
+	if len(ps) != 1 || string(ps[0].ApplicationData) != "two" {
+		t.Fatalf("after restart: %+v", ps)
+	}
+}
+
+// TestGroupInfo covers /groupInfo (Section 5.6).
+func TestGroupInfo(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("admin")
+	ctx := w.ctx
+	resp, err := w.a.P.GroupInfo(ctx, "b.example", room, providertest.GroupInfoRequest(t, w.bob))
+	if err != nil || resp.Status != mimi.GroupInfoSuccess {
+		t.Fatalf("success: %v %+v", err, resp)
+	}
+	if err := resp.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if string(resp.RoomID) != room || !bytes.Equal(resp.HubSender.SignatureKey, w.a.HubSender.SignatureKey) || resp.GroupInfo.GroupContext.Epoch != 1 {
+		t.Fatalf("response %+v", resp)
+	}
+	if _, err := mimi.Encode(resp); err != nil {
+		t.Fatal(err)
+	}
+	// Through b.example for Bob's client, checked there.
+	if r, err := w.b.P.LocalGroupInfo(ctx, w.bob.Client, room, providertest.GroupInfoRequest(t, w.bob)); err != nil || r.Status != mimi.GroupInfoSuccess {
+		t.Fatalf("via b.example: %v %+v", err, r)
+	}
+
+	bad := providertest.GroupInfoRequest(t, w.bob)
+	bad.Signature[0] ^= 1
+	dave := providertest.NewClient(t, "b.example", "dave", "dave1")
+	cases := []struct {
+		name string
+		peer string
+		room string
+		req  *mimi.GroupInfoRequest
+		want mimi.GroupInfoCode
+	}{
+		{"bad signature", "b.example", room, bad, mimi.GroupInfoNotAuthorized},
+		{"not a participant", "b.example", room, providertest.GroupInfoRequest(t, dave), mimi.GroupInfoNotAuthorized},
+		{"another provider's client", "c.example", room, providertest.GroupInfoRequest(t, w.bob), mimi.GroupInfoNotAuthorized},
+		{"no such room", "b.example", "mimi://a.example/r/none", providertest.GroupInfoRequest(t, w.bob), mimi.GroupInfoNoSuchRoom},
+		{"room elsewhere", "b.example", "mimi://c.example/r/x", providertest.GroupInfoRequest(t, w.bob), mimi.GroupInfoNoSuchRoom},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := w.a.P.GroupInfo(ctx, tc.peer, tc.room, tc.req)
+			if err != nil || r.Status != tc.want {
+				t.Fatalf("got %v %+v, want status %d", err, r, tc.want)
+			}
+			if _, err := mimi.Encode(r); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestCreateRoom checks the room creation rules (Sections 3.1 and 6.4).
+func TestCreateRoom(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	rm := providertest.Room(room, map[string]string{w.alice.User: "admin"})
+	good := providertest.CreateGroup(t, w.alice, w.a.HubSender, rm)
+	gi, _ := good.GroupInfo(false)
+	giTree, _ := good.GroupInfo(true)
+
+	_, otherHub := providertest.HubKey(t, "a.example")
+	noHub := providertest.CreateGroup(t, w.alice, otherHub, rm)
+	noHubGI, _ := noHub.GroupInfo(false)
+	notParticipant := providertest.CreateGroup(t, w.alice, w.a.HubSender, providertest.Room(room, map[string]string{"mimi://a.example/u/zed": "admin"}))
+	npGI, _ := notParticipant.GroupInfo(false)
+	otherRoom := providertest.CreateGroup(t, w.alice, w.a.HubSender, providertest.Room("mimi://a.example/r/other", map[string]string{w.alice.User: "admin"}))
+	orGI, _ := otherRoom.GroupInfo(false)
+
+	cases := []struct {
+		name   string
+		client string
+		room   string
+		gi     *wire.GroupInfo
+		tree   wire.RatchetTree
+		want   error
+	}{
+		{"hub not an external sender", w.alice.Client, room, noHubGI.GroupInfo, noHub.RatchetTree(), provider.ErrInvalid},
+		{"creator not a participant", w.alice.Client, room, npGI.GroupInfo, notParticipant.RatchetTree(), provider.ErrInvalid},
+		{"policy for another room", w.alice.Client, room, orGI.GroupInfo, otherRoom.RatchetTree(), provider.ErrInvalid},
+		{"room of another provider", w.alice.Client, "mimi://b.example/r/x", gi.GroupInfo, good.RatchetTree(), provider.ErrInvalid},
+		{"GroupInfo with ratchet_tree", w.alice.Client, room, giTree.GroupInfo, good.RatchetTree(), provider.ErrInvalid},
+		{"unknown creator", "mimi://a.example/d/nobody", room, gi.GroupInfo, good.RatchetTree(), provider.ErrUnknownClient},
+		{"ok", w.alice.Client, room, gi.GroupInfo, good.RatchetTree(), nil},
+		{"exists", w.alice.Client, room, gi.GroupInfo, good.RatchetTree(), provider.ErrInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := w.a.P.CreateRoom(ctx, tc.client, tc.room, tc.gi, tc.tree)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	rec, err := w.a.M.Room(room)
+	if err != nil || rec.Hub != "a.example" || len(rec.Members) != 1 || rec.Members[0] != w.alice.Client {
+		t.Fatalf("room %+v %v", rec, err)
+	}
+}
+
+// TestHubRestart: the hub's view of the group is rebuilt from the
+// projections (GroupInfo, tree, cached proposals) after a restart.
+func TestHubRestart(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("admin")
+	sp, err := w.bobG.ProposeAppSync((&mimi.ChangeSet{SetRole: []mimi.Participant{{User: w.alice.User, Role: "member"}}}).AppSync(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.b.P.LocalUpdate(w.ctx, w.bob.Client, room, providertest.Proposals(sp.Message)); err != nil || resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("proposal: %v %+v", err, resp)
+	}
+	w.deliver()
+	w.process(w.aliceG, w.inbox(w.a, w.alice))
+	w.a.Close()
+	a2 := providertest.New(t, "a.example", providertest.Options{Dir: w.a.Dir, Remote: w.net.Remote("a.example"), Clock: w.a.Clock,
+		HubPriv: w.a.HubPriv, HubSender: &w.a.HubSender})
+	w.net.Add(a2.P)
+	w.a = a2
+	pc, req := providertest.Commit(t, w.aliceG, nil, sp.Message.PublicMessage)
+	if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, req); err != nil || resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("commit after restart: %v %+v", err, resp)
+	}
+	if err := pc.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	w.deliver()
+	w.process(w.bobG, w.inbox(w.b, w.bob))
+	if w.bobG.Epoch() != 2 {
+		t.Fatalf("bob at epoch %d", w.bobG.Epoch())
+	}
+	rep, err := w.a.M.Audit(t.TempDir() + "/audit")
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit: %v %+v", err, rep)
+	}
+}

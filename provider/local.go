@@ -1,0 +1,356 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/openmimi/mimi/eventlog"
+	"github.com/openmimi/mimi/mimi"
+	"github.com/openmimi/mimi/mls/cipher"
+	"github.com/openmimi/mimi/mls/codec"
+	"github.com/openmimi/mimi/mls/publicgroup"
+	"github.com/openmimi/mimi/mls/wire"
+	"github.com/openmimi/mimi/projections"
+)
+
+// RegisterClient registers a local client with its MLS credential and
+// signature public key. The credential must carry a MIMI client identity
+// (docs/wire.md) whose user and client are at this provider
+// (draft-ralston-mimi-protocol-02, Section 3). Registering again with the
+// same user updates the key; a client URI registered to another user is
+// refused (ErrInvalid).
+func (p *Provider) RegisterClient(ctx context.Context, cred wire.Credential, sigKey []byte) (*mimi.ClientIdentity, error) {
+	id, err := identityOf(&cred)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if providerOf(id.Client) != p.domain {
+		return nil, fmt.Errorf("%w: client %s is not at %s", ErrInvalid, id.Client, p.domain)
+	}
+	if len(sigKey) == 0 {
+		return nil, fmt.Errorf("%w: empty signature key", ErrInvalid)
+	}
+	cb, err := codec.Marshal(&cred)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	cmd := &projections.Command{Ops: []projections.Op{projections.EventOp("", p.nowMillis(),
+		&eventlog.ClientRegistered{User: id.User, Client: id.Client, SignatureKey: bytes.Clone(sigKey), Credential: cb})}}
+	if _, err := p.applyOK(ctx, cmd); err != nil {
+		if errors.Is(err, projections.ErrClientExists) {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return nil, fmt.Errorf("provider: register %s: %w", id.Client, err)
+	}
+	return id, nil
+}
+
+// localClient returns a registered local client.
+func (p *Provider) localClient(client string) (*projections.Client, error) {
+	c, err := p.m.Client(client)
+	if errors.Is(err, projections.ErrUnknownClient) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownClient, client)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return c, nil
+}
+
+// UploadKeyPackages publishes KeyPackages of a registered local client
+// (draft-ralston-mimi-protocol-02, Section 4.3.1 "Server State"). Each
+// must verify (RFC 9420, Section 10.1), carry the client's MIMI identity
+// and a lifetime that has not ended. It returns their KeyPackageRefs.
+func (p *Provider) UploadKeyPackages(ctx context.Context, client string, kps []*wire.KeyPackage) ([][]byte, error) {
+	if _, err := p.localClient(client); err != nil {
+		return nil, err
+	}
+	if len(kps) == 0 {
+		return nil, fmt.Errorf("%w: no KeyPackages", ErrInvalid)
+	}
+	nowSec := uint64(p.clock().Unix())
+	body := &eventlog.KeyPackagesUploaded{Client: client}
+	var refs [][]byte
+	seen := map[string]bool{}
+	for i, kp := range kps {
+		if kp == nil {
+			return nil, fmt.Errorf("%w: KeyPackage %d is nil", ErrInvalid, i)
+		}
+		s, err := cipher.Lookup(kp.CipherSuite)
+		if err != nil {
+			return nil, fmt.Errorf("%w: KeyPackage %d: %w", ErrInvalid, i, err)
+		}
+		if err := kp.Verify(s); err != nil {
+			return nil, fmt.Errorf("%w: KeyPackage %d: %w", ErrInvalid, i, err)
+		}
+		id, err := identityOf(&kp.LeafNode.Credential)
+		if err != nil {
+			return nil, fmt.Errorf("%w: KeyPackage %d: %w", ErrInvalid, i, err)
+		}
+		if id.Client != client {
+			return nil, fmt.Errorf("%w: KeyPackage %d belongs to %s, not %s", ErrInvalid, i, id.Client, client)
+		}
+		lt := kp.LeafNode.Lifetime
+		if lt == nil || lt.NotAfter < nowSec || lt.NotBefore > lt.NotAfter {
+			return nil, fmt.Errorf("%w: KeyPackage %d has no valid lifetime", ErrInvalid, i)
+		}
+		ref, err := kp.Ref(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: KeyPackage %d: %w", ErrInvalid, i, err)
+		}
+		if seen[string(ref)] {
+			return nil, fmt.Errorf("%w: KeyPackage %d listed twice", ErrInvalid, i)
+		}
+		seen[string(ref)] = true
+		data, err := codec.Marshal(kp)
+		if err != nil {
+			return nil, fmt.Errorf("%w: KeyPackage %d: %w", ErrInvalid, i, err)
+		}
+		body.KeyPackages = append(body.KeyPackages, eventlog.KeyPackage{Ref: ref, CipherSuite: uint16(kp.CipherSuite), NotAfter: lt.NotAfter, Data: data})
+		refs = append(refs, ref)
+	}
+	cmd := &projections.Command{
+		Conditions: []projections.Condition{projections.ClientIsRegistered(client)},
+		Ops:        []projections.Op{projections.EventOp("", p.nowMillis(), body)},
+	}
+	if _, err := p.applyOK(ctx, cmd); err != nil {
+		switch {
+		case errors.Is(err, projections.ErrKeyPackageExists):
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		case errors.Is(err, projections.ErrUnknownClient):
+			return nil, fmt.Errorf("%w: %w", ErrUnknownClient, err)
+		}
+		return nil, fmt.Errorf("provider: upload KeyPackages of %s: %w", client, err)
+	}
+	return refs, nil
+}
+
+// CreateRoom creates a room hosted by this provider from the creator's
+// MLS group (draft-ralston-mimi-protocol-02, Section 3.1: room creation is
+// local to the hub). gi is the group's signed GroupInfo without the
+// ratchet_tree extension and tree its ratchet tree. The GroupContext must
+// carry application_states with a valid mimiRoomPolicy for this room ID
+// and the participant list (Sections 4.3 and 7), and external_senders
+// listing the hub's HubSender (Section 6.4); the hub's key must be usable
+// with the group's cipher suite. Every member must be a registered local
+// client whose user is a participant, and client must be one of them.
+func (p *Provider) CreateRoom(ctx context.Context, client, room string, gi *wire.GroupInfo, tree wire.RatchetTree) error {
+	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if ru.Provider != p.domain {
+		return fmt.Errorf("%w: room %s is not at %s", ErrInvalid, room, p.domain)
+	}
+	creator, err := p.localClient(client)
+	if err != nil {
+		return err
+	}
+	if gi == nil {
+		return fmt.Errorf("%w: no GroupInfo", ErrInvalid)
+	}
+	if _, found, _ := wire.RatchetTreeExtension(gi.Extensions); found {
+		return fmt.Errorf("%w: the GroupInfo must omit the ratchet_tree extension", ErrInvalid)
+	}
+	suite, err := cipher.Lookup(gi.GroupContext.CipherSuite)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if pub, err := suite.SignaturePublicKey(p.hubPriv); err != nil || !bytes.Equal(pub, p.hubSend.SignatureKey) {
+		return fmt.Errorf("%w: the hub's signature key cannot sign for cipher suite %v", ErrInvalid, suite.ID())
+	}
+	v, err := publicgroup.New(suite, gi, tree)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if !hasExternalSender(v.ExternalSenders(), &p.hubSend) {
+		return fmt.Errorf("%w: external_senders does not list the hub", ErrInvalid)
+	}
+	rm, err := mimi.RoomFromStates(v.ApplicationStates())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if rm.Policy.RoomID != room {
+		return fmt.Errorf("%w: the policy names room %s", ErrInvalid, rm.Policy.RoomID)
+	}
+	if !isParticipant(rm, creator.User) {
+		return fmt.Errorf("%w: creator %s is not a participant", ErrInvalid, creator.User)
+	}
+	var members []string
+	seen := map[string]bool{}
+	creatorMember := false
+	for _, mb := range v.Members() {
+		id, err := identityOf(&mb.Credential)
+		if err != nil {
+			return fmt.Errorf("%w: leaf %d: %w", ErrInvalid, mb.Leaf, err)
+		}
+		if seen[id.Client] {
+			return fmt.Errorf("%w: client %s has two leaves", ErrInvalid, id.Client)
+		}
+		seen[id.Client] = true
+		if providerOf(id.Client) != p.domain {
+			return fmt.Errorf("%w: initial member %s is not a local client", ErrInvalid, id.Client)
+		}
+		if _, err := p.localClient(id.Client); err != nil {
+			return err
+		}
+		if !isParticipant(rm, id.User) {
+			return fmt.Errorf("%w: member %s's user %s is not a participant", ErrInvalid, id.Client, id.User)
+		}
+		creatorMember = creatorMember || id.Client == client
+		members = append(members, id.Client)
+	}
+	if !creatorMember {
+		return fmt.Errorf("%w: creator %s is not a member of the group", ErrInvalid, client)
+	}
+	pol, parts, err := encodeRoom(rm)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	gib, err := codec.Marshal(gi)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	rt := v.RatchetTree()
+	rtb, err := codec.Marshal(&rt)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	hr := p.hubRoom(room)
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	cmd := &projections.Command{
+		Conditions: []projections.Condition{projections.RoomDoesNotExist(room)},
+		Ops: []projections.Op{projections.EventOp(room, p.nowMillis(), &eventlog.RoomCreated{
+			Hub: p.domain, Creator: creator.User, Epoch: v.Epoch(), Policy: pol, Participants: parts,
+			GroupInfo: gib, RatchetTree: rtb, Members: members,
+		})},
+	}
+	res, err := p.applyOK(ctx, cmd)
+	if err != nil {
+		if errors.Is(err, projections.ErrRoomExists) {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return fmt.Errorf("provider: create room %s: %w", room, err)
+	}
+	v.SetClock(p.clock)
+	hr.view, hr.epoch, hr.nprops = v, v.Epoch(), 0
+	hr.head, hr.headKnown = res.Events[0].RoomSeq, true
+	return nil
+}
+
+// localMembers returns the registered local clients among members (in
+// order, without duplicates) for which keep (if set) returns true.
+func (p *Provider) localMembers(members []string, keep func(*projections.Client) bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range members {
+		if seen[c] || providerOf(c) != p.domain {
+			continue
+		}
+		seen[c] = true
+		rec, err := p.m.Client(c)
+		if err != nil || (keep != nil && !keep(rec)) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// InboxEntry is one message queued for a local client: its inbox
+// position, its room, and the message as a FanoutMessage (with the hub's
+// acceptance timestamp and, for a Welcome, the ratchet tree;
+// draft-ralston-mimi-protocol-02, Section 5.5).
+type InboxEntry struct {
+	N       uint64
+	Room    string
+	Message mimi.FanoutMessage
+}
+
+// Inbox returns up to limit (0: all) unacknowledged messages of a local
+// client from inbox position from, oldest first: the messages the hub or
+// a /notify delivered for it (draft-ralston-mimi-protocol-02, Section 5.5,
+// "[[ Welcome, RatchetTree? ]]" and "[[ Commit ]]" to clients).
+func (p *Provider) Inbox(client string, from uint64, limit int) ([]InboxEntry, error) {
+	ds, err := p.m.ClientInbox(client, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	out := make([]InboxEntry, 0, len(ds))
+	for _, d := range ds {
+		fm, err := ResolveDelivery(p.m, d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, InboxEntry{N: d.N, Room: d.Room, Message: *fm})
+	}
+	return out, nil
+}
+
+// Ack acknowledges every inbox entry of a local client up to and including
+// upTo (draft-ralston-mimi-protocol-02, Section 5.5: delivery to the
+// client); acknowledging nothing new is not an error.
+func (p *Provider) Ack(ctx context.Context, client string, upTo uint64) error {
+	cmd := &projections.Command{Ops: []projections.Op{projections.EventOp("", p.nowMillis(),
+		&eventlog.ClientDelivered{Client: client, UpTo: upTo})}}
+	_, err := p.applyOK(ctx, cmd)
+	switch {
+	case err == nil, errors.Is(err, projections.ErrStaleAck):
+		return nil
+	case errors.Is(err, projections.ErrAckBeyondQueue):
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return fmt.Errorf("provider: ack %s: %w", client, err)
+}
+
+// ResolveDelivery turns a queued delivery (a fanout queue entry or an inbox
+// entry) into the FanoutMessage it stands for
+// (draft-ralston-mimi-protocol-02, Section 5.5): the hub acceptance
+// timestamp, the MLSMessage, and for a Welcome the RatchetTreeOption with
+// the tree of the epoch the Welcome joins. A delivery of a NotifyAccepted
+// event selects the Index-th FanoutMessage of the stored /notify body.
+// The fanout worker uses it to build /notify bodies.
+func ResolveDelivery(m *projections.Machine, d projections.Delivery) (*mimi.FanoutMessage, error) {
+	ev, err := m.Event(d.SourceSeq)
+	if err != nil {
+		return nil, fmt.Errorf("%w: delivery %d: %w", ErrUnavailable, d.N, err)
+	}
+	fm := &mimi.FanoutMessage{Timestamp: d.Timestamp}
+	decode := func(b []byte) error {
+		return codec.Unmarshal(b, "MLSMessage", &fm.Message)
+	}
+	switch b := ev.Body.(type) {
+	case *eventlog.NotifyAccepted:
+		msgs, err := mimi.UnmarshalFanout(b.Body)
+		if err != nil || int(d.Index) >= len(msgs) {
+			return nil, fmt.Errorf("provider: delivery %d: stored notify body: %v", d.N, err)
+		}
+		return &msgs[d.Index], nil
+	case *eventlog.CommitAccepted:
+		if d.Part == eventlog.PartWelcome {
+			if err := decode(b.Welcome); err != nil {
+				return nil, fmt.Errorf("provider: delivery %d: stored Welcome: %w", d.N, err)
+			}
+			var rt wire.RatchetTree
+			if err := codec.Unmarshal(b.RatchetTree, "ratchet_tree", &rt); err != nil {
+				return nil, fmt.Errorf("provider: delivery %d: stored tree: %w", d.N, err)
+			}
+			fm.RatchetTreeOption = &mimi.RatchetTreeOption{Representation: mimi.RatchetTreeFull, Tree: rt}
+			return fm, nil
+		}
+		err = decode(b.Commit)
+	case *eventlog.ProposalAccepted:
+		err = decode(b.Message)
+	case *eventlog.ApplicationMessageAccepted:
+		err = decode(b.Message)
+	default:
+		return nil, fmt.Errorf("provider: delivery %d refers to a %s event", d.N, ev.Type())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: delivery %d: stored message: %w", d.N, err)
+	}
+	return fm, nil
+}

@@ -1,0 +1,349 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/openmimi/mimi/eventlog"
+	"github.com/openmimi/mimi/mimi"
+	"github.com/openmimi/mimi/mls/appsync"
+	"github.com/openmimi/mimi/mls/wire"
+	"github.com/openmimi/mimi/projections"
+)
+
+// followerRoom is what this provider knows, as a follower, about a room
+// hosted elsewhere: which of its users are participants and which of its
+// clients joined the group (by a Welcome it routed, or an external commit
+// it saw). It is derived from the room's NotifyAccepted events and their
+// ClientEnqueued records in the log (see the package documentation), and
+// rebuilt from them after a restart; seq is the last room sequence number
+// incorporated.
+type followerRoom struct {
+	mu     sync.Mutex
+	seq    uint64
+	st     followerState
+	loaded bool
+}
+
+type followerState struct {
+	participants map[string]bool   // local users who are participants
+	joined       map[string]string // local client -> user, members of the group
+	leaving      map[string]string // clients of users removed by a pending proposal
+}
+
+func newFollowerState() followerState {
+	return followerState{participants: map[string]bool{}, joined: map[string]string{}, leaving: map[string]string{}}
+}
+
+func (s *followerState) clone() followerState {
+	c := newFollowerState()
+	for k, v := range s.participants {
+		c.participants[k] = v
+	}
+	for k, v := range s.joined {
+		c.joined[k] = v
+	}
+	for k, v := range s.leaving {
+		c.leaving[k] = v
+	}
+	return c
+}
+
+// members returns the joined clients whose user is a participant, sorted.
+func (s *followerState) members() []string {
+	var out []string
+	for c, u := range s.joined {
+		if s.participants[u] {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// appSync applies a participant-list AppSync to the local users
+// (draft-ralston-mimi-protocol-02, Section 6.1: the effect is immediate):
+// a removed user's clients move to leaving until the next commit.
+func (s *followerState) appSync(local func(string) bool, as *appsync.AppSync) {
+	if as.ApplicationID != mimi.AppIDParticipantList || as.Type != appsync.Map {
+		return
+	}
+	for _, k := range as.RemovedKeys {
+		u := string(k)
+		if !local(u) {
+			continue
+		}
+		delete(s.participants, u)
+		for c, cu := range s.joined {
+			if cu == u {
+				s.leaving[c] = u
+				delete(s.joined, c)
+			}
+		}
+	}
+	for _, e := range as.NewOrUpdatedElements {
+		if u := string(e.Name); local(u) {
+			s.participants[u] = true
+		}
+	}
+}
+
+// step applies one FanoutMessage to the state and returns the local
+// clients it is delivered to (draft-ralston-mimi-protocol-02, Section 5.5):
+// a Welcome goes to the clients whose KeyPackageRefs it carries (welcome,
+// client -> user), who thereby join; an application message to the
+// members; a proposal or commit to the members before and after it, so
+// that clients being removed see their removal.
+func (s *followerState) step(local func(string) bool, fm *mimi.FanoutMessage, welcome map[string]string) []string {
+	switch fm.Message.WireFormat {
+	case wire.WireFormatWelcome:
+		var out []string
+		for c, u := range welcome {
+			s.joined[c] = u
+			delete(s.leaving, c)
+			s.participants[u] = true
+			out = append(out, c)
+		}
+		sort.Strings(out)
+		return out
+	case wire.WireFormatPrivateMessage:
+		return s.members()
+	case wire.WireFormatPublicMessage:
+		pm := fm.Message.PublicMessage
+		if pm == nil {
+			return nil
+		}
+		set := map[string]bool{}
+		for _, c := range s.members() {
+			set[c] = true
+		}
+		for c := range s.leaving {
+			set[c] = true
+		}
+		c := &pm.Content
+		switch c.ContentType {
+		case wire.ContentProposal:
+			if c.Proposal != nil {
+				if as, ok := c.Proposal.Body.(*wire.AppSync); ok {
+					s.appSync(local, &as.AppSync)
+				}
+			}
+		case wire.ContentCommit:
+			if c.Commit != nil {
+				for _, por := range c.Commit.Proposals {
+					if por.Proposal == nil {
+						continue
+					}
+					if as, ok := por.Proposal.Body.(*wire.AppSync); ok {
+						s.appSync(local, &as.AppSync)
+					}
+				}
+				if c.Sender.Type == wire.SenderNewMemberCommit && c.Commit.Path != nil {
+					if id, err := identityOf(&c.Commit.Path.LeafNode.Credential); err == nil && local(id.Client) {
+						s.joined[id.Client] = id.User
+						s.participants[id.User] = true
+					}
+				}
+			}
+			clear(s.leaving)
+		}
+		for _, cl := range s.members() {
+			set[cl] = true
+		}
+		return sortedKeys(set)
+	}
+	return nil
+}
+
+func (p *Provider) followerRoom(id string) *followerRoom {
+	if v, ok := p.followerRooms.Load(id); ok {
+		return v.(*followerRoom)
+	}
+	v, _ := p.followerRooms.LoadOrStore(id, &followerRoom{st: newFollowerState()})
+	return v.(*followerRoom)
+}
+
+func (p *Provider) isLocal(uri string) bool { return providerOf(uri) == p.domain }
+
+// catchUp incorporates the room's events after fr.seq: each NotifyAccepted
+// body is replayed with the Welcome recipients recorded by its
+// ClientEnqueued events. The caller holds fr.mu.
+func (p *Provider) catchUp(fr *followerRoom, room string) error {
+	evs, err := p.m.RoomEvents(room, fr.seq+1, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	type pendingNotify struct {
+		msgs  []mimi.FanoutMessage
+		recip map[uint32][]string
+	}
+	notifies := map[uint64]*pendingNotify{}
+	var order []uint64
+	for i := range evs {
+		ev := &evs[i]
+		switch b := ev.Body.(type) {
+		case *eventlog.NotifyAccepted:
+			msgs, err := mimi.UnmarshalFanout(b.Body)
+			if err != nil {
+				p.log.Error("stored notify body does not decode", "room", room, "seq", ev.Seq, "err", err)
+				continue
+			}
+			notifies[ev.Seq] = &pendingNotify{msgs: msgs, recip: map[uint32][]string{}}
+			order = append(order, ev.Seq)
+		case *eventlog.ClientEnqueued:
+			if n, ok := notifies[ev.Seq-b.Back]; ok && b.Back < ev.Seq {
+				n.recip[b.Index] = append(n.recip[b.Index], b.Clients...)
+			}
+		}
+	}
+	for _, seq := range order {
+		n := notifies[seq]
+		for i := range n.msgs {
+			var welcome map[string]string
+			if n.msgs[i].Message.WireFormat == wire.WireFormatWelcome {
+				welcome = map[string]string{}
+				for _, c := range n.recip[uint32(i)] {
+					if rec, err := p.m.Client(c); err == nil {
+						welcome[c] = rec.User
+					}
+				}
+			}
+			fr.st.step(p.isLocal, &n.msgs[i], welcome)
+		}
+	}
+	if len(evs) > 0 {
+		fr.seq = evs[len(evs)-1].RoomSeq
+	}
+	fr.loaded = true
+	return nil
+}
+
+// Notify serves POST /notify/{roomId} from peer as a follower
+// (draft-ralston-mimi-protocol-02, Section 5.5). body is the request body
+// and msgs its FanoutMessages (decoded by the caller; nil to decode here,
+// failing with ErrInvalid). Only the room's hub may notify (ErrForbidden
+// otherwise). A body already accepted from the same hub (byte-identical)
+// is acknowledged and ignored: the check is a NotifyNotSeen condition
+// inside the replicated state machine, so it survives restarts and leader
+// changes. Each message is queued for the local clients it concerns (see
+// followerState.step); a Welcome goes only to the local clients whose
+// KeyPackageRefs it carries and that were claimed for this room (the
+// target routes of Section 5.2), with its RatchetTreeOption. The body and
+// its deliveries are one Raft command, conditioned also on the room's
+// last room sequence number so that the recipients are computed from
+// current state.
+func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, msgs []mimi.FanoutMessage) error {
+	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if ru.Provider != peer || peer == p.domain {
+		return fmt.Errorf("%w: %s is not the hub of %s", ErrForbidden, peer, room)
+	}
+	if msgs == nil {
+		if msgs, err = mimi.UnmarshalFanout(body); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	sum := sha256.Sum256(body)
+	hash := sum[:]
+	fr := p.followerRoom(room)
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	for attempt := 0; attempt < p.attempts; attempt++ {
+		if err := p.catchUp(fr, room); err != nil {
+			return err
+		}
+		if seen, err := p.m.NotifySeen(peer, hash); err == nil && seen {
+			return nil
+		}
+		sim := fr.st.clone()
+		ts := p.nowMillis()
+		ops := []projections.Op{projections.EventOp(room, ts, &eventlog.NotifyAccepted{Hub: peer, BodyHash: hash, Body: body})}
+		var echoes [][32]byte
+		for i := range msgs {
+			var welcome map[string]string
+			if msgs[i].Message.WireFormat == wire.WireFormatWelcome && msgs[i].Message.Welcome != nil {
+				welcome = p.welcomeClients(room, msgs[i].Message.Welcome)
+			}
+			sender, h, echo := p.echoes.sender(&msgs[i])
+			if echo {
+				echoes = append(echoes, h)
+			}
+			recips := p.localMembers(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
+				return !echo || c.Client != sender
+			})
+			if len(recips) == 0 {
+				continue
+			}
+			ops = append(ops, projections.EventOp(room, ts, &eventlog.ClientEnqueued{
+				Clients: recips, Back: uint64(len(ops)), Part: eventlog.PartMessage, Index: uint32(i),
+			}))
+		}
+		cmd := &projections.Command{
+			Conditions: []projections.Condition{projections.NotifyNotSeen(peer, hash), projections.RoomSeqIs(room, fr.seq)},
+			Ops:        ops,
+		}
+		res, err := p.apply(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		switch {
+		case res.Err == nil:
+			fr.st = sim
+			fr.seq = res.Events[len(res.Events)-1].RoomSeq
+			p.echoes.forget(echoes)
+			return nil
+		case errors.Is(res.Err, projections.ErrDuplicateNotify):
+			return nil
+		case errors.Is(res.Err, projections.ErrRoomSeqMismatch), errors.Is(res.Err, projections.ErrUnknownClient):
+			if err := p.barrier(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		return fmt.Errorf("provider: notify for %s: %w", room, res.Err)
+	}
+	return fmt.Errorf("%w: room %s is contended", ErrUnavailable, room)
+}
+
+// welcomeClients maps the KeyPackageRefs of a Welcome to the registered
+// local clients they were claimed from for this room (client -> user).
+func (p *Provider) welcomeClients(room string, w *wire.Welcome) map[string]string {
+	out := map[string]string{}
+	for _, s := range w.Secrets {
+		tr, err := p.m.TargetRoute(s.NewMember)
+		if err != nil || !p.isLocal(tr.Client) {
+			continue
+		}
+		if tr.Room != room {
+			p.log.Warn("Welcome uses a KeyPackage claimed for another room", "room", room, "claimed_for", tr.Room, "client", tr.Client)
+			continue
+		}
+		if rec, err := p.m.Client(tr.Client); err == nil {
+			out[tr.Client] = rec.User
+		}
+	}
+	return out
+}
+
+// followerMayRelayMessage is the follower's check before forwarding a
+// local client's application message: the client joined the room's group
+// and its user is a participant, as far as this provider knows.
+func (p *Provider) followerMayRelayMessage(client, room string) error {
+	fr := p.followerRoom(room)
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if err := p.catchUp(fr, room); err != nil {
+		return err
+	}
+	u, ok := fr.st.joined[client]
+	if !ok || !fr.st.participants[u] {
+		return fmt.Errorf("%w: %s is not a member of %s", ErrForbidden, client, room)
+	}
+	return nil
+}
