@@ -493,7 +493,6 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, build func(*ro
 
 // prepareCommit creates a commit of g and its UpdateRequest.
 func (c *Client) prepareCommit(g *mls.Group, opts *mls.CommitOptions) (*mls.PendingCommit, *mimi.UpdateRequest, error) {
-	opts.GroupInfoRatchetTree = true
 	pc, err := g.Commit(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: creating the commit: %w", err)
@@ -509,10 +508,7 @@ func (c *Client) prepareCommit(g *mls.Group, opts *mls.CommitOptions) (*mls.Pend
 // updateRequest builds the UpdateRequest of a commit
 // (draft-ralston-mimi-protocol-02, Section 5.3): the Commit PublicMessage,
 // the Welcome, the new epoch's GroupInfo without the ratchet_tree extension
-// and the full new ratchet tree. The PendingCommit's GroupInfo was created
-// with the tree (the only way to learn the new tree before the commit is
-// merged); the tree is taken out of it and the GroupInfo signed again by
-// this client, its signer (RFC 9420, Section 12.4.3).
+// and the full new ratchet tree.
 func (c *Client) updateRequest(pc *mls.PendingCommit) (*mimi.UpdateRequest, error) {
 	if pc.Message == nil || pc.Message.PublicMessage == nil {
 		return nil, errors.New("client: the commit is not a PublicMessage")
@@ -520,23 +516,11 @@ func (c *Client) updateRequest(pc *mls.PendingCommit) (*mimi.UpdateRequest, erro
 	if pc.GroupInfo == nil || pc.GroupInfo.GroupInfo == nil {
 		return nil, errors.New("client: the commit has no GroupInfo")
 	}
-	gi := *pc.GroupInfo.GroupInfo
-	tree, found, err := wire.RatchetTreeExtension(gi.Extensions)
-	if err != nil || !found {
-		return nil, fmt.Errorf("client: the new ratchet tree is missing from the GroupInfo: %v", err)
-	}
-	gi.Extensions = nil
-	for _, e := range pc.GroupInfo.GroupInfo.Extensions {
-		if e.Type != wire.ExtensionRatchetTree {
-			gi.Extensions = append(gi.Extensions, e)
-		}
-	}
-	if err := gi.Sign(c.suite, c.sigPriv); err != nil {
-		return nil, fmt.Errorf("client: signing the GroupInfo: %w", err)
-	}
+	gi := pc.GroupInfo.GroupInfo
+	tree := pc.RatchetTree()
 	req := &mimi.UpdateRequest{
 		ProposalOrCommit:  *pc.Message.PublicMessage,
-		GroupInfo:         &gi,
+		GroupInfo:         gi,
 		RatchetTreeOption: &mimi.RatchetTreeOption{Representation: mimi.RatchetTreeFull, Tree: tree},
 	}
 	if pc.Welcome != nil {
@@ -776,7 +760,7 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 		if err != nil {
 			return err
 		}
-		opts := &mls.ExternalJoinOptions{RatchetTree: tree, GroupInfoRatchetTree: true, Config: c.mlsConfig()}
+		opts := &mls.ExternalJoinOptions{RatchetTree: tree, Config: c.mlsConfig()}
 		if l, ok := c.ownLeaf(tree); ok {
 			opts.RemoveLeaf = &l
 		}

@@ -471,3 +471,13 @@ func (g *Group) advance(next *groupState) {
 	g.gen++
 	g.pending = nil
 }
+
+// RatchetTree returns the ratchet tree of the epoch the commit starts, for
+// delivery out of band (MIMI's RatchetTreeOption) alongside a GroupInfo
+// without the ratchet_tree extension.
+func (pc *PendingCommit) RatchetTree() wire.RatchetTree {
+	if pc.next == nil || pc.next.tree == nil {
+		return nil
+	}
+	return pc.next.tree.RatchetTree()
+}
