@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/openmimi/mimi/httpapi/clientapi"
 	"log/slog"
 	"net"
 	"os"
@@ -101,6 +102,9 @@ type Config struct {
 	MetricsListen string `json:"metrics_listen,omitempty"`
 	// Admin configures the admin API; off unless Admin.Listen is set.
 	Admin AdminConfig `json:"admin"`
+	// ClientAPI configures the provider's own client API (package
+	// httpapi/clientapi); off unless ClientAPI.Listen is set.
+	ClientAPI ClientAPIConfig `json:"client_api"`
 
 	// HubKeyFile is the hub's signature key (RFC 9420, Section 12.1.8.1:
 	// its external_senders entry; draft Section 5.6: GroupInfo
@@ -126,6 +130,7 @@ type Config struct {
 	// activation). Close closes them.
 	Listener        net.Listener `json:"-"`
 	MetricsListener net.Listener `json:"-"`
+	ClientListener  net.Listener `json:"-"`
 	AdminListener   net.Listener `json:"-"`
 	// AdminFactory builds the admin API server; nil means DefaultAdmin
 	// (package httpapi/admin).
@@ -381,3 +386,40 @@ func resolver(m map[string]string) func(context.Context, string) (string, error)
 		return mm[strings.ToLower(domain)], nil
 	}
 }
+
+// ClientAPIConfig configures the client-to-provider API the draft leaves to
+// providers (draft-ralston-mimi-protocol-02, Section 3's [[ ]] steps):
+// Connect RPC over TLS with the domain's certificate, clients
+// authenticated by their MLS signature keys.
+type ClientAPIConfig struct {
+	// Listen is the TLS listen address; empty disables the API.
+	Listen string `json:"listen,omitempty"`
+	// OpenRegistration lets anyone register a device for any local user.
+	// It is the default in dev mode; elsewhere registration is refused
+	// unless it is set (or Registration is supplied programmatically),
+	// because the daemon has no account system to consult.
+	OpenRegistration bool `json:"open_registration,omitempty"`
+	// Registration, if set, decides registrations (an account system's
+	// hook); it takes precedence over OpenRegistration.
+	Registration clientapi.RegistrationPolicy `json:"-"`
+}
+
+// Enabled reports whether the client API is configured.
+func (c *ClientAPIConfig) Enabled() bool { return c.Listen != "" }
+
+// policy returns the registration policy for the daemon's mode.
+func (c *ClientAPIConfig) policy(dev bool) clientapi.RegistrationPolicy {
+	switch {
+	case c.Registration != nil:
+		return c.Registration
+	case c.OpenRegistration || dev:
+		return clientapi.AllowAllRegistrations
+	default:
+		return func(context.Context, *clientapi.RegistrationRequest) error {
+			return errRegistrationClosed
+		}
+	}
+}
+
+// errRegistrationClosed refuses registrations when no policy is configured.
+var errRegistrationClosed = errors.New("daemon: device registration is closed on this provider (no registration policy configured)")

@@ -70,6 +70,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/openmimi/mimi/httpapi/clientapi"
 	"log/slog"
 	"net"
 	"net/http"
@@ -113,6 +114,8 @@ type Daemon struct {
 	fedSrv     *http.Server
 	fedCancel  context.CancelFunc
 	metricsSrv *http.Server
+	clientSrv  *http.Server
+	clientAPI  *clientapi.Service
 	admin      AdminServer
 
 	fanoutCancel context.CancelFunc
@@ -138,9 +141,10 @@ type Info struct {
 	// the public URL of the directory (Section 5.1).
 	FederationAddr string
 	DirectoryURL   string
-	// MetricsAddr and AdminAddr are empty when disabled.
-	MetricsAddr string
-	AdminAddr   string
+	// MetricsAddr, AdminAddr and ClientAPIAddr are empty when disabled.
+	MetricsAddr   string
+	AdminAddr     string
+	ClientAPIAddr string
 	// DevCACert is the dev CA certificate file peers should trust (dev
 	// mode only); DevCACreated reports whether this start created it.
 	DevCACert    string
@@ -338,6 +342,35 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		d.info.AdminAddr = adminLn.Addr().String()
 	}
 
+	// The provider's client API.
+	var clientLn net.Listener
+	if cfg.ClientAPI.Enabled() || cfg.ClientListener != nil {
+		d.clientAPI, err = clientapi.New(d.prov, clientapi.Config{
+			Registration: cfg.ClientAPI.policy(cfg.Dev),
+			Applied:      d.node,
+			Logger:       d.log.With("component", "clientapi"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("daemon: client API: %w", err)
+		}
+		undo = append(undo, d.clientAPI.Close)
+		path, h := d.clientAPI.Handler()
+		mux := http.NewServeMux()
+		mux.Handle(path, h)
+		d.clientSrv = &http.Server{
+			Handler:           mux,
+			TLSConfig:         clientapi.TLSConfig(pki.fedCert),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(d.log.With("component", "clientapi").Handler(), slog.LevelDebug),
+		}
+		clientLn, err = listen(cfg.ClientListener, cfg.ClientAPI.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: client API listener: %w", err)
+		}
+		undo = append(undo, func() { _ = clientLn.Close() })
+		d.info.ClientAPIAddr = clientLn.Addr().String()
+	}
+
 	// Everything is built: start serving. Nothing below fails.
 	d.serve("federation", func() error { return d.fedSrv.ServeTLS(fedLn, "", "") })
 	if d.metricsSrv != nil {
@@ -345,6 +378,9 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	if d.admin != nil {
 		d.serve("admin", func() error { return d.admin.Serve(adminLn) })
+	}
+	if d.clientSrv != nil {
+		d.serve("client API", func() error { return d.clientSrv.ServeTLS(clientLn, "", "") })
 	}
 	var fctx context.Context
 	fctx, d.fanoutCancel = context.WithCancel(context.Background())
@@ -359,7 +395,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 
 	d.log.Info("provider started",
 		"domain", cfg.Domain, "federation", d.info.FederationAddr, "directory", d.info.DirectoryURL,
-		"metrics", d.info.MetricsAddr, "admin", d.info.AdminAddr,
+		"metrics", d.info.MetricsAddr, "admin", d.info.AdminAddr, "client_api", d.info.ClientAPIAddr,
 		"raft_id", d.info.RaftID, "raft_addr", d.info.RaftAddr, "clustered", d.info.Clustered,
 		"dev_ca", d.info.DevCACert, "data", cfg.DataDir)
 	return d, nil
@@ -727,6 +763,14 @@ func (d *Daemon) shutdown() error {
 			_ = d.fedSrv.Close()
 		}
 	})
+	if d.clientSrv != nil {
+		wg.Go(func() {
+			if err := d.clientSrv.Shutdown(ctx); err != nil {
+				_ = d.clientSrv.Close()
+			}
+			d.clientAPI.Close()
+		})
+	}
 	var adminErr error
 	if d.admin != nil {
 		wg.Go(func() {
