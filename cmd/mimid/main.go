@@ -8,6 +8,8 @@
 // Usage:
 //
 //	mimid serve [flags]      run a provider until SIGINT or SIGTERM
+//	mimid demo [flags]       run the example flow of the draft's Section 3 on
+//	                         three providers in this process (-keep, -v, -timeout)
 //	mimid version            print the version
 //
 // The quickest start is dev mode, which creates a local CA and the
