@@ -210,6 +210,9 @@ func parseServe(args []string, stderr io.Writer) (*fileConfig, error) {
 	str("admin-cert", "admin server certificate PEM `file` (default: dev certificate for localhost, else the federation certificate)", func(c *fileConfig) *string { return &c.Admin.CertFile })
 	str("admin-key", "admin server private key PEM `file`", func(c *fileConfig) *string { return &c.Admin.KeyFile })
 
+	str("client-listen", "client API TLS listen `address` (Connect; off unless set)", func(c *fileConfig) *string { return &c.ClientAPI.Listen })
+	boolean("client-open-registration", "let anyone register devices through the client API (the default in dev mode; otherwise registration is closed)", func(c *fileConfig, v bool) { c.ClientAPI.OpenRegistration = v })
+
 	str("hub-key", "hub signing key `file`, generated if absent (default <data>/hub-key.pem)", func(c *fileConfig) *string { return &c.HubKeyFile })
 	set("hub-suite", "MLS cipher `suite` of a newly generated hub key (default 1)", func(c *fileConfig, v string) error {
 		n, err := strconv.ParseUint(v, 0, 16)
@@ -366,6 +369,9 @@ func printInfo(w io.Writer, in daemon.Info) {
 			fmt.Fprintf(w, "  (token: %s)", abs(in.AdminTokenFile))
 		}
 		fmt.Fprintln(w)
+	}
+	if in.ClientAPIAddr != "" {
+		fmt.Fprintf(w, "  client API  https://%s (Connect; clients sign requests with their MLS keys)\n", in.ClientAPIAddr)
 	}
 	if in.Clustered {
 		fmt.Fprintf(w, "  raft        node %s at %s\n", in.RaftID, in.RaftAddr)
