@@ -128,6 +128,32 @@ func (h stdHPKE) validatePublic(pub []byte) error {
 }
 
 func (h stdHPKE) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	enc, snd, err := h.sender(pub, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err = snd.Seal(aad, plaintext)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, ct, nil
+}
+
+// recipient sets up a base-mode recipient context (RFC 9180, Section 5.1).
+func (h stdHPKE) recipient(priv, enc, info []byte) (*hpke.Recipient, error) {
+	sk, err := h.privateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w: HPKE private key: %v", ErrDecrypt, ErrBadKey, err)
+	}
+	rcp, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, info)
+	if err != nil {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	return rcp, nil
+}
+
+// sender sets up a base-mode sender context (RFC 9180, Section 5.1).
+func (h stdHPKE) sender(pub, info []byte) ([]byte, *hpke.Sender, error) {
 	pk, err := h.kem.NewPublicKey(pub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrBadKey, err)
@@ -137,21 +163,13 @@ func (h stdHPKE) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err err
 		// Encapsulation fails only for keys such as low-order X25519 points.
 		return nil, nil, fmt.Errorf("%w: HPKE encapsulation: %v", ErrBadKey, err)
 	}
-	ct, err = snd.Seal(aad, plaintext)
-	if err != nil {
-		return nil, nil, err
-	}
-	return enc, ct, nil
+	return enc, snd, nil
 }
 
 func (h stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
-	sk, err := h.privateKey(priv)
+	rcp, err := h.recipient(priv, enc, info)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: HPKE private key: %v", ErrDecrypt, ErrBadKey, err)
-	}
-	rcp, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, info)
-	if err != nil {
-		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+		return nil, err
 	}
 	pt, err := rcp.Open(aad, ct)
 	if err != nil {
@@ -161,26 +179,18 @@ func (h stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 }
 
 func (h stdHPKE) exportSend(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error) {
-	pk, err := h.kem.NewPublicKey(pub)
+	enc, snd, err := h.sender(pub, info)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrBadKey, err)
-	}
-	enc, snd, err := hpke.NewSender(pk, h.kdf, h.aead, info)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: HPKE encapsulation: %v", ErrBadKey, err)
+		return nil, nil, err
 	}
 	secret, err = snd.Export(exporterContext, length)
 	return enc, secret, err
 }
 
 func (h stdHPKE) exportReceive(priv, enc, info []byte, exporterContext string, length int) ([]byte, error) {
-	sk, err := h.privateKey(priv)
+	rcp, err := h.recipient(priv, enc, info)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: HPKE private key: %v", ErrDecrypt, ErrBadKey, err)
-	}
-	rcp, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, info)
-	if err != nil {
-		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+		return nil, err
 	}
 	return rcp.Export(exporterContext, length)
 }
@@ -259,7 +269,8 @@ func (x x448HPKE) validatePublic(pub []byte) error {
 	return nil
 }
 
-func (x x448HPKE) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+// sealer sets up a base-mode sender context to pub (RFC 9180, Section 5.1).
+func (x x448HPKE) sealer(pub, info []byte) ([]byte, circlhpke.Sealer, error) {
 	if err := x.validatePublic(pub); err != nil {
 		return nil, nil, err
 	}
@@ -276,14 +287,11 @@ func (x x448HPKE) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err er
 		// Encapsulation fails only for low-order points.
 		return nil, nil, fmt.Errorf("%w: HPKE encapsulation: %v", ErrBadKey, err)
 	}
-	ct, err = sealer.Seal(plaintext, aad)
-	if err != nil {
-		return nil, nil, err
-	}
-	return enc, ct, nil
+	return enc, sealer, nil
 }
 
-func (x x448HPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+// opener sets up a base-mode recipient context (RFC 9180, Section 5.1).
+func (x x448HPKE) opener(priv, enc, info []byte) (circlhpke.Opener, error) {
 	if len(priv) != x448.Size {
 		return nil, fmt.Errorf("%w: %w: X448 private key is %d bytes, want %d", ErrDecrypt, ErrBadKey, len(priv), x448.Size)
 	}
@@ -302,6 +310,26 @@ func (x x448HPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
 	}
+	return opener, nil
+}
+
+func (x x448HPKE) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	enc, sealer, err := x.sealer(pub, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err = sealer.Seal(plaintext, aad)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, ct, nil
+}
+
+func (x x448HPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+	opener, err := x.opener(priv, enc, info)
+	if err != nil {
+		return nil, err
+	}
 	pt, err := opener.Open(ct, aad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE open: %v", ErrDecrypt, err)
@@ -310,39 +338,17 @@ func (x x448HPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 }
 
 func (x x448HPKE) exportSend(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error) {
-	if err := x.validatePublic(pub); err != nil {
-		return nil, nil, err
-	}
-	pk, err := circlhpke.KEM_X448_HKDF_SHA512.Scheme().UnmarshalBinaryPublicKey(pub)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: X448 public key: %v", ErrBadKey, err)
-	}
-	snd, err := x.suite.NewSender(pk, info)
+	enc, sealer, err := x.sealer(pub, info)
 	if err != nil {
 		return nil, nil, err
-	}
-	enc, sealer, err := snd.Setup(rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: HPKE encapsulation: %v", ErrBadKey, err)
 	}
 	return enc, sealer.Export([]byte(exporterContext), uint(length)), nil
 }
 
 func (x x448HPKE) exportReceive(priv, enc, info []byte, exporterContext string, length int) ([]byte, error) {
-	if len(priv) != x448.Size || len(enc) != x448.Size {
-		return nil, fmt.Errorf("%w: X448 key or kem_output has the wrong length", ErrDecrypt)
-	}
-	sk, err := circlhpke.KEM_X448_HKDF_SHA512.Scheme().UnmarshalBinaryPrivateKey(priv)
+	opener, err := x.opener(priv, enc, info)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: X448 private key: %v", ErrDecrypt, ErrBadKey, err)
-	}
-	rcv, err := x.suite.NewReceiver(sk, info)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
-	}
-	opener, err := rcv.Setup(enc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+		return nil, err
 	}
 	return opener.Export([]byte(exporterContext), uint(length)), nil
 }
