@@ -36,6 +36,9 @@ type tx struct {
 	rooms  map[string]*Room           // decoded room records, kept in step with cache
 	events map[uint64]*eventlog.Event // appended in this tx, by seq
 	base   *stateCache                // committed state shared across Applies, or nil
+	// cursorWrites are the fanout and inbox cursors this tx wrote (by
+	// key), for Machine.cursors once committed.
+	cursorWrites map[string]Cursor
 }
 
 // stateCache holds committed values across Applies: values read from the
@@ -251,7 +254,11 @@ func (t *tx) put(k []byte, rec record) error {
 	if err != nil {
 		return err
 	}
-	return t.set(k, v)
+	if err := t.set(k, v); err != nil {
+		return err
+	}
+	t.noteCursor(k, rec)
+	return nil
 }
 
 func (t *tx) set(k, v []byte) error {

@@ -78,7 +78,7 @@ func (m *Machine) ApplyBatch(entries []Entry) []Result {
 		}
 		return out
 	}
-	run := &batchRun{m: m, out: out, committed: m.applied.Load()}
+	run := &batchRun{m: m, out: out, committed: m.applied.Load(), cursors: make(map[string]Cursor)}
 	run.applied = run.committed
 	run.b = m.db.NewIndexedBatch()
 	defer func() { run.b.Close() }()
@@ -89,7 +89,7 @@ func (m *Machine) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		sp := savepoint{size: run.b.Len(), count: run.b.Count()}
-		res, err := m.stage(run.b, e.Cmd)
+		res, err := m.stage(run.b, e.Cmd, run.cursors)
 		if err != nil && isFatal(err) {
 			run.fail(i, entries, err, sp)
 			return out
@@ -134,14 +134,17 @@ type batchRun struct {
 	committed uint64 // applied index as committed to the DB
 	applied   uint64 // applied index including the staged commands
 	staged    []int  // positions in out whose results depend on b committing
+	// cursors are the cursors written by the staged commands, for
+	// Machine.cursors once they are committed.
+	cursors map[string]Cursor
 }
 
 // stage runs the command data on the indexed batch b, which already holds
 // the writes of the commands staged before it, without recording an
 // applied index or committing. On success the command's writes are
-// published to the cross-command cache. It is execute minus the commit;
-// the two must stay in step.
-func (m *Machine) stage(b *pebble.Batch, data []byte) (Result, error) {
+// published to the cross-command cache and its cursor writes added
+// to cursors. It is execute minus the commit; the two must stay in step.
+func (m *Machine) stage(b *pebble.Batch, data []byte, cursors map[string]Cursor) (Result, error) {
 	cmd, err := DecodeCommand(data)
 	if err != nil {
 		return Result{}, err
@@ -155,6 +158,7 @@ func (m *Machine) stage(b *pebble.Batch, data []byte) (Result, error) {
 		return Result{}, err
 	}
 	t.publish()
+	t.takeCursors(cursors)
 	return res, nil
 }
 
@@ -193,6 +197,8 @@ func (r *batchRun) commit() error {
 		return storageErr("commit", err)
 	}
 	r.m.applied.Store(r.applied)
+	r.m.cursors.merge(r.cursors)
+	clear(r.cursors)
 	r.committed = r.applied
 	r.staged = r.staged[:0]
 	r.b.Close()
@@ -223,6 +229,8 @@ func (r *batchRun) fail(k int, entries []Entry, err error, sp savepoint) {
 // cross-command cache, which already holds staged writes, is dropped.
 func (r *batchRun) abandon(k int, entries []Entry, err error) {
 	r.m.cache = nil
+	r.m.cursors.invalidate()
+	clear(r.cursors)
 	for _, i := range r.staged {
 		r.out[i] = Result{Err: err}
 	}

@@ -61,7 +61,11 @@
 //     (checked against the event's timestamp inside Apply); an unclaimed
 //     KeyPackage has exactly one p/kpa entry, a claimed one none.
 //   - A queue's entries are exactly positions Acked+1..Enqueued of its
-//     cursor; positions are never reused.
+//     cursor; positions are never reused. The queue reads seek straight to
+//     Acked+1 (the acknowledged entries are deletion tombstones), and the
+//     fanout and inbox cursors are served from an in-memory copy of the
+//     committed ones, updated after each commit and reloaded from the DB
+//     by Open, Restore and replay.
 //   - Proposals under p/prop are those of the room's current epoch;
 //     CommitAccepted (epoch+1 only) clears them.
 package projections

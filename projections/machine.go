@@ -57,6 +57,9 @@ type Machine struct {
 	closed  bool
 	applied atomic.Uint64
 	cache   *stateCache // guarded by applyMu; nil if disabled
+	// cursors mirrors the committed fanout and inbox cursors for the
+	// read APIs.
+	cursors cursorTable
 }
 
 // Result is the outcome of Apply.
@@ -134,6 +137,9 @@ func OpenWithOptions(dir string, o Options) (*Machine, error) {
 // resetCache (re)creates the cross-Apply cache from the DB.
 func (m *Machine) resetCache() error {
 	m.cache = nil
+	if err := m.cursors.load(m.db); err != nil {
+		return err
+	}
 	if m.opts.NoCache {
 		return nil
 	}
@@ -274,9 +280,11 @@ func (m *Machine) execute(raftIndex uint64, data []byte) (Result, error) {
 		// The DB may or may not hold the batch: the cache can no longer
 		// be trusted (and the node must stop anyway).
 		m.cache = nil
+		m.cursors.invalidate()
 		return Result{}, storageErr("commit", err)
 	}
 	t.publish()
+	m.cursors.merge(t.cursorWrites)
 	return res, nil
 }
 

@@ -287,9 +287,14 @@ type Destination struct {
 
 // FanoutDestinations lists every destination that ever had entries queued,
 // sorted, with their cursors (draft-ralston-mimi-protocol-02, Section 5.5).
+// It is served from the Machine's in-memory copy of the committed cursors.
 func (m *Machine) FanoutDestinations() ([]Destination, error) {
 	var out []Destination
 	err := m.view(func(r pebble.Reader) error {
+		if l, ok := m.cursors.list(); ok {
+			out = l
+			return nil
+		}
 		return eachUnder(r, pFanCursor, nil, func(k, v []byte) (bool, error) {
 			d, err := componentAt(k, pFanCursor, 0)
 			if err != nil {
@@ -306,21 +311,40 @@ func (m *Machine) FanoutDestinations() ([]Destination, error) {
 	return out, err
 }
 
-func (m *Machine) cursor(k []byte) (Cursor, error) {
+// FanoutCursor returns a destination's fanout cursor (zero if none)
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func (m *Machine) FanoutCursor(dest string) (Cursor, error) {
 	var c Cursor
 	err := m.view(func(r pebble.Reader) error {
-		_, err := getRec(r, k, "cursor", &c)
+		if cur, ok := m.cursors.get(dest); ok {
+			c = cur
+			return nil
+		}
+		_, err := getRec(r, fanCursorKey(dest), "cursor", &c)
 		return err
 	})
 	return c, err
 }
 
-// FanoutCursor returns a destination's fanout cursor (zero if none).
-func (m *Machine) FanoutCursor(dest string) (Cursor, error) { return m.cursor(fanCursorKey(dest)) }
+// InboxCursor returns a client's inbox cursor (zero if none). It is served
+// from the Machine's in-memory copy of the committed cursors.
+func (m *Machine) InboxCursor(client string) (Cursor, error) {
+	var c Cursor
+	err := m.view(func(r pebble.Reader) error {
+		if cur, ok := m.cursors.getInbox(client); ok {
+			c = cur
+			return nil
+		}
+		_, err := getRec(r, inCursorKey(client), "cursor", &c)
+		return err
+	})
+	return c, err
+}
 
-// InboxCursor returns a client's inbox cursor (zero if none).
-func (m *Machine) InboxCursor(client string) (Cursor, error) { return m.cursor(inCursorKey(client)) }
-
+// queue returns up to limit entries of the queue under prefix from
+// position from on. The positions before the cursor's Acked+1 were
+// deleted; seeking past them matters, since their deletion tombstones
+// would otherwise be stepped over one by one.
 func (m *Machine) queue(prefix []byte, from uint64, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := m.view(func(r pebble.Reader) error {
@@ -341,15 +365,25 @@ func (m *Machine) queue(prefix []byte, from uint64, limit int) ([]Delivery, erro
 
 // FanoutPending returns up to limit (0: all) unacknowledged entries queued
 // for a destination provider, oldest first (draft-ralston-mimi-protocol-02,
-// Section 5.5).
+// Section 5.5). It reads the queue from the cursor's first unacknowledged
+// position.
 func (m *Machine) FanoutPending(dest string, limit int) ([]Delivery, error) {
-	return m.queue(key(pFanQueue, dest), 0, limit)
+	cur, err := m.FanoutCursor(dest)
+	if err != nil {
+		return nil, err
+	}
+	return m.queue(key(pFanQueue, dest), cur.Acked+1, limit)
 }
 
 // ClientInbox returns up to limit (0: all) unacknowledged inbox entries of a
-// local client with position >= from, oldest first.
+// local client with position >= from, oldest first. It reads the queue
+// from the later of from and the cursor's first unacknowledged position.
 func (m *Machine) ClientInbox(client string, from uint64, limit int) ([]Delivery, error) {
-	return m.queue(key(pInQueue, client), from, limit)
+	cur, err := m.InboxCursor(client)
+	if err != nil {
+		return nil, err
+	}
+	return m.queue(key(pInQueue, client), max(from, cur.Acked+1), limit)
 }
 
 // Event returns the event at global sequence number seq.

@@ -41,8 +41,15 @@
 // the local inbox entries; of two racing commits the loser gets
 // wrongEpoch. Every hub command is also conditioned on the room's last
 // room sequence number (RoomSeqIs), so a decision taken on state that
-// changed meanwhile is re-taken. It serves /groupInfo to participants'
-// clients, signed with the hub key.
+// changed meanwhile is re-taken. Application messages (Section 5.4)
+// submitted concurrently for one room are group-committed: they queue per
+// room, and the room's drainer decides whatever is queued when the
+// previous command was applied, each message validated on its own, the
+// valid ones accepted together in one command (conditioned on the
+// room's epoch) so that its two syncs are shared; each request still gets
+// its own answer, and an update of the room first decides the messages
+// queued before it. It serves /groupInfo to participants' clients, signed
+// with the hub key.
 //
 // Follower (Section 5.5), for rooms hosted elsewhere: it accepts /notify
 // only from the room's hub, records each body once (a NotifyNotSeen

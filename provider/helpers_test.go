@@ -35,12 +35,28 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
+	return newWorldHub(t, providertest.Options{})
+}
+
+// newWorldHub is newWorld with options for the hub a.example (its Remote
+// and Clock are set here).
+func newWorldHub(t testing.TB, hubOpts providertest.Options) *world {
+	t.Helper()
+	return newWorldOpts(t, hubOpts, providertest.Options{})
+}
+
+// newWorldOpts is newWorld with options for a.example and b.example
+// (their Remote and Clock are set here).
+func newWorldOpts(t testing.TB, hubOpts, bOpts providertest.Options) *world {
+	t.Helper()
 	w := &world{t: t, net: providertest.NewNet()}
 	w.ctx, w.cancel = context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(w.cancel)
 	clock := providertest.NewClock()
-	w.a = providertest.New(t, "a.example", providertest.Options{Remote: w.net.Remote("a.example"), Clock: clock})
-	w.b = providertest.New(t, "b.example", providertest.Options{Remote: w.net.Remote("b.example"), Clock: clock})
+	hubOpts.Remote, hubOpts.Clock = w.net.Remote("a.example"), clock
+	w.a = providertest.New(t, "a.example", hubOpts)
+	bOpts.Remote, bOpts.Clock = w.net.Remote("b.example"), clock
+	w.b = providertest.New(t, "b.example", bOpts)
 	w.c = providertest.New(t, "c.example", providertest.Options{Remote: w.net.Remote("c.example"), Clock: clock})
 	for _, n := range []*providertest.Node{w.a, w.b, w.c} {
 		w.net.Add(n.P)

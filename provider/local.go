@@ -244,6 +244,16 @@ func (p *Provider) CreateRoom(ctx context.Context, client, room string, gi *wire
 // localMembers returns the registered local clients among members (in
 // order, without duplicates) for which keep (if set) returns true.
 func (p *Provider) localMembers(members []string, keep func(*projections.Client) bool) []string {
+	return p.localMembersMemo(members, keep, nil)
+}
+
+// clientMemo remembers client records read during one decision (nil
+// for a client that is not registered).
+type clientMemo map[string]*projections.Client
+
+// localMembersMemo is localMembers reading client records through memo
+// (if not nil).
+func (p *Provider) localMembersMemo(members []string, keep func(*projections.Client) bool, memo clientMemo) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range members {
@@ -251,8 +261,17 @@ func (p *Provider) localMembers(members []string, keep func(*projections.Client)
 			continue
 		}
 		seen[c] = true
-		rec, err := p.m.Client(c)
-		if err != nil || (keep != nil && !keep(rec)) {
+		rec, ok := memo[c]
+		if !ok {
+			var err error
+			if rec, err = p.m.Client(c); err != nil {
+				rec = nil
+			}
+			if memo != nil {
+				memo[c] = rec
+			}
+		}
+		if rec == nil || (keep != nil && !keep(rec)) {
 			continue
 		}
 		out = append(out, c)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/openmimi/mimi/eventlog"
 	"github.com/openmimi/mimi/mimi"
@@ -22,11 +23,29 @@ import (
 // ClientEnqueued records in the log (see the package documentation), and
 // rebuilt from them after a restart; seq is the last room sequence number
 // incorporated.
+//
+// relay is a copy of the clients that may relay messages (joined clients
+// of participants) as of the last state incorporated under mu, for
+// followerMayRelayMessage while mu is held by a /notify whose command is
+// being replicated.
 type followerRoom struct {
 	mu     sync.Mutex
 	seq    uint64
 	st     followerState
 	loaded bool
+	relay  atomic.Pointer[map[string]bool]
+}
+
+// publish copies the state's relaying clients to relay. The caller holds
+// mu.
+func (fr *followerRoom) publish() {
+	m := make(map[string]bool, len(fr.st.joined))
+	for c, u := range fr.st.joined {
+		if fr.st.participants[u] {
+			m[c] = true
+		}
+	}
+	fr.relay.Store(&m)
 }
 
 type followerState struct {
@@ -215,8 +234,11 @@ func (p *Provider) catchUp(fr *followerRoom, room string) error {
 			fr.st.step(p.isLocal, &n.msgs[i], welcome)
 		}
 	}
-	if len(evs) > 0 {
-		fr.seq = evs[len(evs)-1].RoomSeq
+	if len(evs) > 0 || !fr.loaded {
+		if len(evs) > 0 {
+			fr.seq = evs[len(evs)-1].RoomSeq
+		}
+		fr.publish()
 	}
 	fr.loaded = true
 	return nil
@@ -265,6 +287,7 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 		ts := p.nowMillis()
 		ops := []projections.Op{projections.EventOp(room, ts, &eventlog.NotifyAccepted{Hub: peer, BodyHash: hash, Body: body})}
 		var echoes [][32]byte
+		memo := clientMemo{}
 		for i := range msgs {
 			var welcome map[string]string
 			if msgs[i].Message.WireFormat == wire.WireFormatWelcome && msgs[i].Message.Welcome != nil {
@@ -274,9 +297,9 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 			if echo {
 				echoes = append(echoes, h)
 			}
-			recips := p.localMembers(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
+			recips := p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
 				return !echo || c.Client != sender
-			})
+			}, memo)
 			if len(recips) == 0 {
 				continue
 			}
@@ -296,6 +319,7 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 		case res.Err == nil:
 			fr.st = sim
 			fr.seq = res.Events[len(res.Events)-1].RoomSeq
+			fr.publish()
 			p.echoes.forget(echoes)
 			return nil
 		case errors.Is(res.Err, projections.ErrDuplicateNotify):
@@ -333,10 +357,20 @@ func (p *Provider) welcomeClients(room string, w *wire.Welcome) map[string]strin
 
 // followerMayRelayMessage is the follower's check before forwarding a
 // local client's application message: the client joined the room's group
-// and its user is a participant, as far as this provider knows.
+// and its user is a participant, as far as this provider knows. While a
+// /notify for the room holds the room's lock (its command being
+// replicated), a client that may relay according to the state
+// incorporated before that /notify is let through without waiting for it
+// (the hub decides, Section 5.4); any other waits and is checked against
+// the current state.
 func (p *Provider) followerMayRelayMessage(client, room string) error {
 	fr := p.followerRoom(room)
-	fr.mu.Lock()
+	if !fr.mu.TryLock() {
+		if m := fr.relay.Load(); m != nil && (*m)[client] {
+			return nil
+		}
+		fr.mu.Lock()
+	}
 	defer fr.mu.Unlock()
 	if err := p.catchUp(fr, room); err != nil {
 		return err

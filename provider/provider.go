@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,8 +99,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Consent authorizes key material claims; nil allows every request.
 	Consent ConsentFunc
-	// Kick, if set, is called after events queued messages for other
-	// providers (FanoutEnqueued), to wake the fanout worker.
+	// KickDestinations, if set, is called after a command queued
+	// messages for other providers (FanoutEnqueued events,
+	// draft-ralston-mimi-protocol-02, Section 5.5) with the destinations
+	// that got new entries (sorted, without duplicates), to wake the
+	// fanout worker for exactly those. It must not block.
+	KickDestinations func(dests []string)
+	// Kick, if set and KickDestinations is not, is called instead,
+	// without naming the destinations.
 	Kick func()
 	// MaxAttempts bounds how often a command whose preconditions lost a
 	// race is re-validated and retried (default 16).
@@ -124,6 +131,7 @@ type Provider struct {
 	log      *slog.Logger
 	consent  ConsentFunc
 	kick     func()
+	kickTo   func([]string)
 	attempts int
 
 	hubRooms      sync.Map // room ID -> *hubRoom
@@ -153,6 +161,7 @@ func New(cfg Config) (*Provider, error) {
 		log:      cfg.Logger,
 		consent:  cfg.Consent,
 		kick:     cfg.Kick,
+		kickTo:   cfg.KickDestinations,
 		attempts: cfg.MaxAttempts,
 	}
 	if p.clock == nil {
@@ -222,16 +231,31 @@ func (p *Provider) applyOK(ctx context.Context, cmd *projections.Command) (proje
 }
 
 // kicked wakes the fanout worker if the result queued anything for
-// another provider.
+// another provider: for the destinations named by its FanoutEnqueued
+// events (Config.KickDestinations), or all (Config.Kick).
 func (p *Provider) kicked(res projections.Result) {
-	if p.kick == nil {
+	if p.kick == nil && p.kickTo == nil {
 		return
 	}
+	var dests []string
 	for i := range res.Events {
-		if res.Events[i].Type() == eventlog.TypeFanoutEnqueued {
+		fe, ok := res.Events[i].Body.(*eventlog.FanoutEnqueued)
+		if !ok {
+			continue
+		}
+		if p.kickTo == nil {
 			p.kick()
 			return
 		}
+		for _, d := range fe.Destinations {
+			if !slices.Contains(dests, d) {
+				dests = append(dests, d)
+			}
+		}
+	}
+	if len(dests) > 0 {
+		slices.Sort(dests)
+		p.kickTo(dests)
 	}
 }
 

@@ -116,6 +116,9 @@ func (p *Provider) hubUpdate(ctx context.Context, src source, room string, req *
 	hr := p.hubRoom(room)
 	hr.mu.Lock()
 	defer hr.mu.Unlock()
+	// Application messages that arrived before this update are decided
+	// first, in their epoch.
+	p.flushSubmits(hr, room)
 	for attempt := 0; attempt < p.attempts; attempt++ {
 		rec, err := p.hostedRoom(room)
 		if err != nil {

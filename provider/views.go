@@ -29,6 +29,14 @@ type hubRoom struct {
 	// head is the room's last room sequence number, if headKnown.
 	head      uint64
 	headKnown bool
+
+	// qmu guards the queue of application messages waiting for the
+	// room's group commit (hubSubmit) and draining, whether a drainer
+	// goroutine is scheduled or running. It is taken with or without mu,
+	// never mu while holding it.
+	qmu      sync.Mutex
+	queue    []*submitItem
+	draining bool
 }
 
 func (p *Provider) hubRoom(id string) *hubRoom {

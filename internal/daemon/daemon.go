@@ -33,9 +33,12 @@
 //     projections' queues (fanout.NewMachineStore) and posts them with
 //     fanout.NewTransportSender over the same transport.Client; it
 //     acknowledges through the Raft wrapper (fanout.NewRaftAcker). It sends
-//     only while this node is the Raft leader; the provider's Kick hook
-//     wakes it, and a Raft leader observation (plus a 1 s poll) calls
-//     KickAll on leadership changes. provider.ResolveDelivery and
+//     only while this node is the Raft leader; the provider's
+//     KickDestinations hook wakes the workers of the destinations a
+//     command queued messages for (no scan of every destination per
+//     message), its periodic scan finds any other backlog, and a Raft
+//     leader observation (plus a 1 s poll) calls KickAll on leadership
+//     changes. provider.ResolveDelivery and
 //     federation.Client.Notify are an equivalent second path that is not
 //     used here.
 //
@@ -266,7 +269,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		HubSender:        wire.ExternalSender{SignatureKey: hk.pub, Credential: provider.HubCredential(cfg.Domain)},
 		Logger:           d.log.With("component", "provider"),
 		Consent:          cfg.Consent,
-		Kick:             d.engine.KickAll,
+		KickDestinations: d.kickDestinations,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: provider: %w", err)
@@ -602,6 +605,15 @@ func (d *Daemon) fail(err error) {
 func (d *Daemon) storageFailed(err error) {
 	d.log.Error("state machine storage failure: the node stopped applying commands, refuses writes (503) and reports unready; restart it to recover",
 		"err", err, "applied_index", d.machine.AppliedIndex())
+}
+
+// kickDestinations is the provider's KickDestinations hook: it wakes the
+// fanout workers of the destinations a command queued messages for
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func (d *Daemon) kickDestinations(dests []string) {
+	for _, dest := range dests {
+		d.engine.Kick(dest)
+	}
 }
 
 // watchLeadership calls KickAll on every leader change (Raft leader

@@ -84,6 +84,11 @@ type Options struct {
 	Consent provider.ConsentFunc
 	// Kick hook.
 	Kick func()
+	// KickDestinations hook.
+	KickDestinations func(dests []string)
+	// WrapRaft, if set, wraps the Raft node the provider writes through
+	// (Node.Raft stays the node itself).
+	WrapRaft func(provider.Raft) provider.Raft
 }
 
 // Node is a provider with its state machine and Raft node.
@@ -133,10 +138,15 @@ func New(t testing.TB, domain string, o Options) *Node {
 		t.Fatal(err)
 	}
 	n.M, n.Raft = m, node
+	var r provider.Raft = node
+	if o.WrapRaft != nil {
+		r = o.WrapRaft(node)
+	}
 	n.P, err = provider.New(provider.Config{
-		Domain: domain, Raft: node, Machine: m, Remote: o.Remote,
+		Domain: domain, Raft: r, Machine: m, Remote: o.Remote,
 		HubSignaturePriv: n.HubPriv, HubSender: n.HubSender,
 		Clock: o.Clock.Now, Logger: slog.New(slog.DiscardHandler), Consent: o.Consent, Kick: o.Kick,
+		KickDestinations: o.KickDestinations,
 	})
 	if err != nil {
 		n.Close()
