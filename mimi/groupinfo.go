@@ -64,31 +64,15 @@ func (m *GroupInfoRequest) UnmarshalMLS(r *codec.Reader) {
 }
 
 // Sign signs the request with the requester's signature private key.
-func (m *GroupInfoRequest) Sign(priv []byte) error {
-	s, err := cipher.Lookup(m.CipherSuite)
-	if err != nil {
-		return err
-	}
-	tbs, err := m.TBS()
-	if err != nil {
-		return err
-	}
-	m.Signature, err = s.SignWithLabel(priv, LabelGroupInfoRequest, tbs)
+func (m *GroupInfoRequest) Sign(priv []byte) (err error) {
+	m.Signature, err = signTBS(m.CipherSuite, m.TBS, priv, LabelGroupInfoRequest)
 	return err
 }
 
 // Verify checks the signature against RequestingSignatureKey. Binding that
 // key to the credential is the hub's policy decision.
 func (m *GroupInfoRequest) Verify() error {
-	s, err := cipher.Lookup(m.CipherSuite)
-	if err != nil {
-		return err
-	}
-	tbs, err := m.TBS()
-	if err != nil {
-		return err
-	}
-	if err := s.VerifyWithLabel(m.RequestingSignatureKey, LabelGroupInfoRequest, tbs, m.Signature); err != nil {
+	if err := verifyTBS(m.CipherSuite, m.TBS, m.RequestingSignatureKey, LabelGroupInfoRequest, m.Signature); err != nil {
 		return fmt.Errorf("mimi: GroupInfoRequest: %w", err)
 	}
 	return nil
@@ -169,16 +153,8 @@ func (m *GroupInfoResponse) UnmarshalMLS(r *codec.Reader) {
 }
 
 // Sign signs a success response with the hub's signature private key.
-func (m *GroupInfoResponse) Sign(priv []byte) error {
-	s, err := cipher.Lookup(m.CipherSuite)
-	if err != nil {
-		return err
-	}
-	tbs, err := m.TBS()
-	if err != nil {
-		return err
-	}
-	m.Signature, err = s.SignWithLabel(priv, LabelGroupInfoResponse, tbs)
+func (m *GroupInfoResponse) Sign(priv []byte) (err error) {
+	m.Signature, err = signTBS(m.CipherSuite, m.TBS, priv, LabelGroupInfoResponse)
 	return err
 }
 
@@ -189,16 +165,35 @@ func (m *GroupInfoResponse) Verify() error {
 	if m.Status != GroupInfoSuccess {
 		return nil
 	}
-	s, err := cipher.Lookup(m.CipherSuite)
-	if err != nil {
-		return err
-	}
-	tbs, err := m.TBS()
-	if err != nil {
-		return err
-	}
-	if err := s.VerifyWithLabel(m.HubSender.SignatureKey, LabelGroupInfoResponse, tbs, m.Signature); err != nil {
+	if err := verifyTBS(m.CipherSuite, m.TBS, m.HubSender.SignatureKey, LabelGroupInfoResponse, m.Signature); err != nil {
 		return fmt.Errorf("mimi: GroupInfoResponse: %w", err)
 	}
 	return nil
+}
+
+// signTBS signs the encoding tbs returns with SignWithLabel (RFC 9420,
+// Section 5.1.2) in the given suite.
+func signTBS(id cipher.SuiteID, tbs func() ([]byte, error), priv []byte, label string) ([]byte, error) {
+	s, err := cipher.Lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := tbs()
+	if err != nil {
+		return nil, err
+	}
+	return s.SignWithLabel(priv, label, b)
+}
+
+// verifyTBS checks a SignWithLabel signature over the encoding tbs returns.
+func verifyTBS(id cipher.SuiteID, tbs func() ([]byte, error), pub []byte, label string, sig []byte) error {
+	s, err := cipher.Lookup(id)
+	if err != nil {
+		return err
+	}
+	b, err := tbs()
+	if err != nil {
+		return err
+	}
+	return s.VerifyWithLabel(pub, label, b, sig)
 }
