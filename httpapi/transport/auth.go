@@ -111,6 +111,9 @@ func TargetFromContext(ctx context.Context) (string, bool) {
 //     exactly "mimi@<domain>" (ParseFrom);
 //   - 403 Forbidden if the client certificate does not authenticate the
 //     From domain by a DNS-ID (RFC 6125, Section 6.4; VerifyDomain);
+//   - 429 Too Many Requests with Retry-After if the authenticated peer
+//     domain exceeded its rate (ServerConfig.RateLimit; RFC 6585,
+//     Section 4);
 //   - 413 Content Too Large if Content-Length exceeds MaxBodyBytes.
 //
 // Otherwise it caps the body with http.MaxBytesReader at MaxBodyBytes (so a
@@ -143,6 +146,9 @@ func (s *Server) Authenticate(next http.Handler) http.Handler {
 		}
 		if err := VerifyDomain(leaf, source); err != nil {
 			s.refuse(w, r, http.StatusForbidden, err, "client certificate does not authenticate the From domain")
+			return
+		}
+		if !s.limit(w, r, source) {
 			return
 		}
 		if r.ContentLength > s.maxBody {

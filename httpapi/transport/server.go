@@ -55,6 +55,9 @@ type ServerConfig struct {
 	// the directory handler refuses, with the status sent and the reason
 	// (for logging and metrics). It must not write to the response.
 	OnRefuse func(r *http.Request, status int, reason error)
+	// RateLimit is the per-peer request rate limit of Authenticate; the
+	// zero value applies DefaultRatePerSecond and DefaultRateBurst.
+	RateLimit RateLimit
 }
 
 // Server holds the served domains, their certificates and directories, and
@@ -68,6 +71,7 @@ type Server struct {
 	anchors  *x509.CertPool
 	maxBody  int64
 	onRefuse func(*http.Request, int, error)
+	limiter  *rateLimiter
 }
 
 type servedDomain struct {
@@ -99,6 +103,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	lim, err := newRateLimiter(cfg.RateLimit)
+	if err != nil {
+		return nil, err
+	}
+	s.limiter = lim
 	for _, d := range cfg.Domains {
 		name, err := canonicalDomain(d.Name)
 		if err != nil {
