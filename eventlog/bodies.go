@@ -1,6 +1,10 @@
 package eventlog
 
-import "github.com/openmimi/mimi/mls/codec"
+import (
+	"crypto/sha256"
+
+	"github.com/openmimi/mimi/mls/codec"
+)
 
 // Encoding helpers shared by the bodies. Strings are opaque<V> holding the
 // string's bytes; a nil []byte marked "optional" is absent, any non-nil
@@ -403,11 +407,14 @@ func (b *ApplicationMessageAccepted) UnmarshalMLS(r *codec.Reader) {
 }
 
 // NotifyAccepted records, at a follower, the first receipt of a /notify
-// request body from a hub (draft-ralston-mimi-protocol-02, Section 5.5:
+// request from a hub (draft-ralston-mimi-protocol-02, Section 5.5:
 // byte-exact duplicates from the same hub are acknowledged but ignored).
+// A request is its room (the path) and its body, so BodyHash is
+// NotifyHash(room, Body): the same body posted for another room is another
+// request.
 type NotifyAccepted struct {
 	Hub      string // hub provider domain
-	BodyHash []byte // SHA-256 of Body
+	BodyHash []byte // NotifyHash of the event's Room and Body
 	Body     []byte // the request body (one or more FanoutMessages)
 }
 
@@ -529,4 +536,17 @@ func (b *ClientDelivered) MarshalMLS(w *codec.Writer) {
 func (b *ClientDelivered) UnmarshalMLS(r *codec.Reader) {
 	b.Client = readString(r, "client_delivered.client")
 	b.UpTo = r.U64("client_delivered.up_to")
+}
+
+// NotifyHash identifies a /notify request for deduplication
+// (draft-ralston-mimi-protocol-02, Section 5.5): SHA-256 over the room ID
+// (as opaque<V>) followed by the request body.
+func NotifyHash(room string, body []byte) []byte {
+	h := sha256.New()
+	w := codec.NewWriter()
+	w.Opaque([]byte(room))
+	b, _ := w.Bytes() // a room ID is far below the varint limit
+	h.Write(b)
+	h.Write(body)
+	return h.Sum(nil)
 }

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -787,9 +786,8 @@ func (t *tx) notifyAccepted(ev *eventlog.Event, b *eventlog.NotifyAccepted) erro
 	if err := checkID("hub", b.Hub, true); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(b.Body)
-	if !bytes.Equal(sum[:], b.BodyHash) {
-		return invalid("notify body hash does not match its body")
+	if !bytes.Equal(eventlog.NotifyHash(ev.Room, b.Body), b.BodyHash) {
+		return invalid("notify hash does not match its room and body")
 	}
 	k := notifyKey(b.Hub, b.BodyHash)
 	if ok, err := t.has(k); err != nil || ok {

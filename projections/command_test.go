@@ -173,7 +173,7 @@ func TestConditions(t *testing.T) {
 		}}),
 		ev("r", 2, &eventlog.RoomCreated{Hub: "h", Epoch: 4}),
 		ev("r", 3, &eventlog.KeyPackageClaimed{Ref: []byte("taken"), Client: "c", Claimer: "x"}),
-		ev("r", 4, &eventlog.NotifyAccepted{Hub: "h", BodyHash: sum([]byte("n")), Body: []byte("n")}),
+		ev("r", 4, &eventlog.NotifyAccepted{Hub: "h", BodyHash: eventlog.NotifyHash("r", []byte("n")), Body: []byte("n")}),
 	)
 	// Room r now has room sequence 3 (RoomCreated, claim, notify).
 	tests := []struct {
@@ -196,9 +196,9 @@ func TestConditions(t *testing.T) {
 		{"kp old", projections.KeyPackageUnclaimed([]byte("old"), 11_000), projections.ErrKeyPackageExpired},
 		{"kp claimed", projections.KeyPackageUnclaimed([]byte("taken"), 0), projections.ErrKeyPackageClaimed},
 		{"kp unknown", projections.KeyPackageUnclaimed([]byte("zzz"), 0), projections.ErrKeyPackageUnknown},
-		{"notify unseen", projections.NotifyNotSeen("h", sum([]byte("m"))), nil},
-		{"notify other hub", projections.NotifyNotSeen("h2", sum([]byte("n"))), nil},
-		{"notify seen", projections.NotifyNotSeen("h", sum([]byte("n"))), projections.ErrDuplicateNotify},
+		{"notify unseen", projections.NotifyNotSeen("h", eventlog.NotifyHash("r", []byte("m"))), nil},
+		{"notify other hub", projections.NotifyNotSeen("h2", eventlog.NotifyHash("r", []byte("n"))), nil},
+		{"notify seen", projections.NotifyNotSeen("h", eventlog.NotifyHash("r", []byte("n"))), projections.ErrDuplicateNotify},
 		{"client registered", projections.ClientIsRegistered("c"), nil},
 		{"client registered fails", projections.ClientIsRegistered("d"), projections.ErrUnknownClient},
 		{"client not registered", projections.ClientNotRegistered("d"), nil},

@@ -215,13 +215,13 @@ func TestFlow(t *testing.T) {
 
 	// Follower side: notify dedup.
 	body := []byte("fanout-messages")
-	h.ok(conds(projections.NotifyNotSeen("hub.example", sum(body))),
-		ev("remote-room", 60, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: sum(body), Body: body}),
+	h.ok(conds(projections.NotifyNotSeen("hub.example", eventlog.NotifyHash("remote-room", body))),
+		ev("remote-room", 60, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: eventlog.NotifyHash("remote-room", body), Body: body}),
 		ev("remote-room", 60, &eventlog.ClientEnqueued{Clients: []string{"b2"}, Back: 1, Index: 0}))
-	if seen, _ := h.m.NotifySeen("hub.example", sum(body)); !seen {
+	if seen, _ := h.m.NotifySeen("hub.example", eventlog.NotifyHash("remote-room", body)); !seen {
 		t.Fatal("NotifySeen false")
 	}
-	if r := h.apply(nil, ev("remote-room", 61, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: sum(body), Body: body})); !errors.Is(r.Err, projections.ErrDuplicateNotify) {
+	if r := h.apply(nil, ev("remote-room", 61, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: eventlog.NotifyHash("remote-room", body), Body: body})); !errors.Is(r.Err, projections.ErrDuplicateNotify) {
 		t.Fatalf("duplicate notify: %v", r.Err)
 	}
 	if r := h.apply(nil, ev("remote-room", 61, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: sum([]byte("x")), Body: body})); !errors.Is(r.Err, projections.ErrInvalidEvent) {

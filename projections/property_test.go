@@ -164,7 +164,7 @@ func (g *gen) op() (projections.Op, int) {
 		return ev("", g.now, &eventlog.ClientDelivered{Client: c, UpTo: g.jitter(cur.Acked + uint64(g.rnd.IntN(int(cur.Pending())+1)))}), 1
 	case 13:
 		body := []byte(fmt.Sprint("notify", g.rnd.IntN(20)))
-		return ev(room, g.now, &eventlog.NotifyAccepted{Hub: g.pick(genHubs), BodyHash: sum(body), Body: body}), 1
+		return ev(room, g.now, &eventlog.NotifyAccepted{Hub: g.pick(genHubs), BodyHash: eventlog.NotifyHash(room, body), Body: body}), 1
 	case 14:
 		if g.rnd.IntN(12) == 0 {
 			return ev(room, g.now, &eventlog.RoomClosed{Sender: "admin"}), 1

@@ -3,7 +3,6 @@ package provider_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"testing"
 
@@ -122,8 +121,7 @@ func TestNotify(t *testing.T) {
 	if !bytes.Equal(digest, w.b.Digest(t)) {
 		t.Fatal("the duplicate changed state")
 	}
-	sum := sha256.Sum256(body)
-	if seen, _ := w.b.M.NotifySeen("a.example", sum[:]); !seen {
+	if seen, _ := w.b.M.NotifySeen("a.example", eventlog.NotifyHash(room, body)); !seen {
 		t.Fatal("not recorded")
 	}
 	got := w.inbox(w.b, w.bob)

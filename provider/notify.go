@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -271,8 +270,7 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
-	sum := sha256.Sum256(body)
-	hash := sum[:]
+	hash := eventlog.NotifyHash(room, body)
 	fr := p.followerRoom(room)
 	fr.mu.Lock()
 	defer fr.mu.Unlock()

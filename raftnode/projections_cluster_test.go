@@ -3,7 +3,6 @@ package raftnode_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -469,11 +468,11 @@ func (w *notifyWriters) start(tn *pnode, name string, s *pcState) {
 		defer w.wg.Done()
 		for i := 0; i < w.perWriter; i++ {
 			body := notifyBody(name, i)
-			sum := sha256.Sum256(body)
+			sum := eventlog.NotifyHash("notify-room@peer-hub.example", body)
 			cmd, err := projections.EncodeCommand(&projections.Command{
-				Conditions: []projections.Condition{projections.NotifyNotSeen(pcNotifyHub, sum[:])},
+				Conditions: []projections.Condition{projections.NotifyNotSeen(pcNotifyHub, sum)},
 				Ops: []projections.Op{projections.EventOp("notify-room@peer-hub.example", s.now(),
-					&eventlog.NotifyAccepted{Hub: pcNotifyHub, BodyHash: sum[:], Body: body})},
+					&eventlog.NotifyAccepted{Hub: pcNotifyHub, BodyHash: sum, Body: body})},
 			})
 			if err != nil {
 				w.errs <- err
@@ -534,11 +533,11 @@ func (w *notifyWriters) check(t testing.TB, tn *pnode) {
 	for _, name := range w.names {
 		for i := 0; i < w.perWriter; i++ {
 			body := notifyBody(name, i)
-			sum := sha256.Sum256(body)
+			sum := eventlog.NotifyHash("notify-room@peer-hub.example", body)
 			if counts[string(body)] != 1 {
 				t.Fatalf("%s: notify %s in the log %d times", tn.id, body, counts[string(body)])
 			}
-			if seen, err := tn.m.NotifySeen(pcNotifyHub, sum[:]); err != nil || !seen {
+			if seen, err := tn.m.NotifySeen(pcNotifyHub, sum); err != nil || !seen {
 				t.Fatalf("%s: notify %s not in the dedup set (%v)", tn.id, body, err)
 			}
 		}

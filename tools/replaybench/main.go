@@ -17,7 +17,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"flag"
 	"fmt"
 	"log"
@@ -131,10 +130,10 @@ func (w *workload) next(ops []projections.Op) []projections.Op {
 	case x < 14: // notify received as a follower, into an inbox
 		w.notifies++
 		body := []byte(fmt.Sprintf("notify body %d %s", w.notifies, bytes.Repeat([]byte{'x'}, 300)))
-		h := sha256.Sum256(body)
+		h := eventlog.NotifyHash("mimi://z.example/r/remote", body)
 		c := w.clients[i%100]
 		w.inEnqueued[c]++
-		return append(ops, ev("mimi://z.example/r/remote", w.now, &eventlog.NotifyAccepted{Hub: "z.example", BodyHash: h[:], Body: body}),
+		return append(ops, ev("mimi://z.example/r/remote", w.now, &eventlog.NotifyAccepted{Hub: "z.example", BodyHash: h, Body: body}),
 			ev("mimi://z.example/r/remote", w.now, &eventlog.ClientEnqueued{Clients: []string{c}, Back: 1}))
 	case x < 15: // acks
 		for _, d := range w.dests[:2] {
