@@ -126,7 +126,7 @@ func startFabric(ctx context.Context, dir string, logw io.Writer) (_ *fabric, er
 		}
 		delete(lns, d) // the daemon owns them now
 		n.d = dm
-		n.lp = &localProvider{p: dm.Provider()}
+		n.lp = newLocalProvider(dm.Provider())
 	}
 	for _, d := range domains {
 		if err := f.nodes[d].d.WaitReady(ctx); err != nil {
