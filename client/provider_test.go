@@ -2,77 +2,12 @@ package client_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/openmimi/mimi/client"
-	"github.com/openmimi/mimi/mimi"
-	"github.com/openmimi/mimi/mls/wire"
-	"github.com/openmimi/mimi/provider"
+	"github.com/openmimi/mimi/client/local"
 	"github.com/openmimi/mimi/provider/providertest"
 )
-
-// localProvider adapts an in-process provider.Provider to client.Provider:
-// the client's own provider, trusting the client URI it is given. Inbox
-// first runs the hubs' fanout once, standing in for the fanout worker.
-type localProvider struct {
-	p    *provider.Provider
-	pump func()
-}
-
-func (l *localProvider) RegisterClient(ctx context.Context, cred wire.Credential, sigPub []byte) error {
-	_, err := l.p.RegisterClient(ctx, cred, sigPub)
-	return err
-}
-
-func (l *localProvider) UploadKeyPackages(ctx context.Context, cl string, kps []*wire.KeyPackage) error {
-	_, err := l.p.UploadKeyPackages(ctx, cl, kps)
-	return err
-}
-
-func (l *localProvider) KeyMaterial(ctx context.Context, cl string, req *mimi.KeyMaterialRequest) (*mimi.KeyMaterialResponse, error) {
-	return l.p.LocalKeyMaterial(ctx, cl, req)
-}
-
-func (l *localProvider) CreateRoom(ctx context.Context, cl, room string, gi *wire.GroupInfo, tree wire.RatchetTree) error {
-	return l.p.CreateRoom(ctx, cl, room, gi, tree)
-}
-
-func (l *localProvider) Update(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
-	return l.p.LocalUpdate(ctx, cl, room, req)
-}
-
-func (l *localProvider) SubmitMessage(ctx context.Context, cl, room string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
-	return l.p.LocalSubmitMessage(ctx, cl, room, req)
-}
-
-func (l *localProvider) GroupInfo(ctx context.Context, cl, room string, req *mimi.GroupInfoRequest) (*mimi.GroupInfoResponse, error) {
-	return l.p.LocalGroupInfo(ctx, cl, room, req)
-}
-
-func (l *localProvider) Inbox(_ context.Context, cl string, from uint64, limit int) ([]client.InboxEntry, error) {
-	l.pump()
-	es, err := l.p.Inbox(cl, from, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]client.InboxEntry, 0, len(es))
-	for _, e := range es {
-		out = append(out, client.InboxEntry{Seq: e.N, Room: e.Room, Message: e.Message})
-	}
-	return out, nil
-}
-
-func (l *localProvider) Ack(ctx context.Context, cl string, upTo uint64) error {
-	return l.p.Ack(ctx, cl, upTo)
-}
-
-func (l *localProvider) HubSender(_ context.Context, room string) (wire.ExternalSender, error) {
-	if domainOf(room) != l.p.Domain() {
-		return wire.ExternalSender{}, fmt.Errorf("room %s is not hosted at %s", room, l.p.Domain())
-	}
-	return l.p.HubSender(), nil
-}
 
 // realNet is three real providers (a.example, the hub, b.example and
 // c.example) on standalone Raft nodes, federated in process.
@@ -103,7 +38,10 @@ func (r *realNet) pump() {
 }
 
 func (r *realNet) provider(domain string) client.Provider {
-	return &localProvider{p: r.nodes[domain].P, pump: r.pump}
+	return local.New(r.nodes[domain].P, &local.Options{BeforeInbox: func(context.Context) error {
+		r.pump()
+		return nil
+	}})
 }
 
 func (r *realNet) epoch(room string) uint64 {
