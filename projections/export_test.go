@@ -9,19 +9,9 @@ func (m *Machine) DBForTest() *pebble.DB { return m.db }
 // DB, bypassing the in-memory table.
 func (m *Machine) FanoutDestinationsFromDBForTest() ([]Destination, error) {
 	var out []Destination
-	err := m.view(func(r pebble.Reader) error {
-		return eachUnder(r, pFanCursor, nil, func(k, v []byte) (bool, error) {
-			d, err := componentAt(k, pFanCursor, 0)
-			if err != nil {
-				return false, err
-			}
-			var c Cursor
-			if err := decode(v, "cursor", &c); err != nil {
-				return false, err
-			}
-			out = append(out, Destination{Destination: d, Cursor: c})
-			return true, nil
-		})
+	err := m.view(func(r pebble.Reader) (err error) {
+		out, err = readFanoutCursors(r)
+		return err
 	})
 	return out, err
 }
@@ -29,10 +19,5 @@ func (m *Machine) FanoutDestinationsFromDBForTest() ([]Destination, error) {
 // InboxCursorFromDBForTest reads a client's inbox cursor from the DB,
 // bypassing the in-memory table.
 func (m *Machine) InboxCursorFromDBForTest(client string) (Cursor, error) {
-	var c Cursor
-	err := m.view(func(r pebble.Reader) error {
-		_, err := getRec(r, inCursorKey(client), "cursor", &c)
-		return err
-	})
-	return c, err
+	return m.cursor(inCursorKey(client), func() (Cursor, bool) { return Cursor{}, false })
 }

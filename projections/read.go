@@ -290,23 +290,13 @@ type Destination struct {
 // It is served from the Machine's in-memory copy of the committed cursors.
 func (m *Machine) FanoutDestinations() ([]Destination, error) {
 	var out []Destination
-	err := m.view(func(r pebble.Reader) error {
+	err := m.view(func(r pebble.Reader) (err error) {
 		if l, ok := m.cursors.list(); ok {
 			out = l
 			return nil
 		}
-		return eachUnder(r, pFanCursor, nil, func(k, v []byte) (bool, error) {
-			d, err := componentAt(k, pFanCursor, 0)
-			if err != nil {
-				return false, err
-			}
-			var c Cursor
-			if err := decode(v, "cursor", &c); err != nil {
-				return false, err
-			}
-			out = append(out, Destination{Destination: d, Cursor: c})
-			return true, nil
-		})
+		out, err = readFanoutCursors(r)
+		return err
 	})
 	return out, err
 }
@@ -314,31 +304,47 @@ func (m *Machine) FanoutDestinations() ([]Destination, error) {
 // FanoutCursor returns a destination's fanout cursor (zero if none)
 // (draft-ralston-mimi-protocol-02, Section 5.5).
 func (m *Machine) FanoutCursor(dest string) (Cursor, error) {
-	var c Cursor
-	err := m.view(func(r pebble.Reader) error {
-		if cur, ok := m.cursors.get(dest); ok {
-			c = cur
-			return nil
-		}
-		_, err := getRec(r, fanCursorKey(dest), "cursor", &c)
-		return err
-	})
-	return c, err
+	return m.cursor(fanCursorKey(dest), func() (Cursor, bool) { return m.cursors.get(dest) })
 }
 
 // InboxCursor returns a client's inbox cursor (zero if none). It is served
 // from the Machine's in-memory copy of the committed cursors.
 func (m *Machine) InboxCursor(client string) (Cursor, error) {
+	return m.cursor(inCursorKey(client), func() (Cursor, bool) { return m.cursors.getInbox(client) })
+}
+
+// cursor returns the cursor under k: the in-memory copy when cached has
+// one, else the stored record (zero if none).
+func (m *Machine) cursor(k []byte, cached func() (Cursor, bool)) (Cursor, error) {
 	var c Cursor
 	err := m.view(func(r pebble.Reader) error {
-		if cur, ok := m.cursors.getInbox(client); ok {
+		if cur, ok := cached(); ok {
 			c = cur
 			return nil
 		}
-		_, err := getRec(r, inCursorKey(client), "cursor", &c)
+		_, err := getRec(r, k, "cursor", &c)
 		return err
 	})
 	return c, err
+}
+
+// readFanoutCursors scans every stored fanout cursor, sorted by
+// destination.
+func readFanoutCursors(r pebble.Reader) ([]Destination, error) {
+	var out []Destination
+	err := eachUnder(r, pFanCursor, nil, func(k, v []byte) (bool, error) {
+		d, err := componentAt(k, pFanCursor, 0)
+		if err != nil {
+			return false, err
+		}
+		var c Cursor
+		if err := decode(v, "cursor", &c); err != nil {
+			return false, err
+		}
+		out = append(out, Destination{Destination: d, Cursor: c})
+		return true, nil
+	})
+	return out, err
 }
 
 // queue returns up to limit entries of the queue under prefix from
