@@ -41,7 +41,11 @@ type fabric struct {
 	aliceG, bobG      *mls.Group
 }
 
-func newFabric(t *testing.T) *fabric {
+func newFabric(t *testing.T) *fabric { return newFabricWith(t, nil) }
+
+// newFabricWith is newFabric with a hook on each provider's transport
+// server configuration.
+func newFabricWith(t *testing.T, configure func(domain string, cfg *transport.ServerConfig)) *fabric {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
@@ -62,10 +66,14 @@ func newFabric(t *testing.T) *fabric {
 	peers := map[string]*peer{}
 	for _, d := range domains {
 		cert := ca.MustIssue(t, d)
-		srv, err := transport.NewServer(transport.ServerConfig{
+		cfg := transport.ServerConfig{
 			Domains:   []transport.Domain{{Name: d, Certificate: cert}},
 			ClientCAs: ca.Pool(),
-		})
+		}
+		if configure != nil {
+			configure(d, &cfg)
+		}
+		srv, err := transport.NewServer(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,20 +2,13 @@ package federation_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"io"
-	"log"
-	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/openmimi/mimi/httpapi/federation"
 	"github.com/openmimi/mimi/httpapi/transport"
-	"github.com/openmimi/mimi/internal/testpki"
 	"github.com/openmimi/mimi/mimi"
 	"github.com/openmimi/mimi/mls"
 	"github.com/openmimi/mimi/mls/codec"
@@ -29,83 +22,6 @@ import (
 const hostileMaxBody = 64 << 10
 
 const room2 = "mimi://a.example/r/annex"
-
-// newFabricWith is newFabric with a hook on each provider's transport
-// server configuration.
-func newFabricWith(t *testing.T, configure func(domain string, cfg *transport.ServerConfig)) *fabric {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	ca := testpki.MustNew(t, "mimi test CA")
-	domains := []string{"a.example", "b.example", "c.example"}
-	lns := map[string]net.Listener{}
-	addrs := map[string]string{}
-	for _, d := range domains {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[d] = ln
-		addrs[d] = ln.Addr().String()
-	}
-	f := &fabric{t: t, ctx: ctx}
-	clock := providertest.NewClock()
-	peers := map[string]*peer{}
-	for _, d := range domains {
-		cert := ca.MustIssue(t, d)
-		cfg := transport.ServerConfig{
-			Domains:   []transport.Domain{{Name: d, Certificate: cert}},
-			ClientCAs: ca.Pool(),
-		}
-		if configure != nil {
-			configure(d, &cfg)
-		}
-		srv, err := transport.NewServer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc, err := transport.NewClient(transport.ClientConfig{
-			Source: d, Certificate: cert, RootCAs: ca.Pool(), Resolver: transport.StaticResolver(addrs),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fc := federation.NewClient(tc)
-		node := providertest.New(t, d, providertest.Options{Remote: fc, Clock: clock})
-		h, err := federation.NewHandler(node.P, srv, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := srv.HTTPServer(h)
-		hs.ErrorLog = log.New(io.Discard, "", 0)
-		done := make(chan struct{})
-		ln := lns[d]
-		go func() {
-			defer close(done)
-			if err := hs.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("serve %s: %v", d, err)
-			}
-		}()
-		t.Cleanup(func() {
-			tc.CloseIdleConnections()
-			_ = hs.Close()
-			<-done
-		})
-		peers[d] = &peer{Node: node, fed: fc, tc: tc}
-	}
-	f.a, f.b, f.c = peers["a.example"], peers["b.example"], peers["c.example"]
-	f.alice = providertest.NewClient(t, "a.example", "alice", "alice1")
-	f.bob = providertest.NewClient(t, "b.example", "bob", "bob1")
-	f.cathy = providertest.NewClient(t, "c.example", "cathy", "cathy1")
-	for _, x := range []struct {
-		c *providertest.Client
-		p *peer
-	}{{f.alice, f.a}, {f.bob, f.b}, {f.cathy, f.c}} {
-		x.c.Register(t, x.p.Node)
-		x.c.Upload(t, x.p.Node, 2)
-	}
-	return f
-}
 
 // digests returns the projections digest of every provider.
 func (f *fabric) digests() [3][]byte {
