@@ -1,16 +1,12 @@
 package raftnode_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,73 +122,16 @@ func TestCrashRecovery(t *testing.T) {
 		start := round * 1_000_000
 		killAfter := time.Duration(rng.IntN(400)) * time.Millisecond
 
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
-			crashEnvDir+"="+dir,
-			crashEnvStart+"="+strconv.Itoa(start),
-			crashEnvBatch+"="+map[bool]string{true: "1", false: "0"}[batch])
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1024)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-		var (
-			roundAcks int
-			killTimer <-chan time.Time
-			killed    bool
-			timeout   = time.After(60 * time.Second)
-		)
-	loop:
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					break loop
-				}
-				id, found := strings.CutPrefix(l, "ack ")
-				if !found {
-					continue
-				}
-				acked["c-"+id] = true
-				roundAcks++
-				if killTimer == nil {
-					killTimer = time.After(killAfter)
-				}
-			case <-killTimer:
-				killTimer = nil
-				if !killed {
-					_ = cmd.Process.Kill() // SIGKILL
-					killed = true
-				}
-			case <-timeout:
-				_ = cmd.Process.Kill()
-				t.Fatalf("round %d: helper produced no kill point in time; stderr:\n%s", round, stderr.String())
-			}
-		}
-		_ = cmd.Wait()
-		if !killed {
-			t.Fatalf("round %d: helper exited before being killed; stderr:\n%s", round, stderr.String())
-		}
-		if roundAcks == 0 {
-			t.Fatalf("round %d: no acknowledgements", round)
-		}
+		roundAcks := runAndKill(t, round, "TestCrashHelper", []string{
+			crashEnvDir + "=" + dir,
+			crashEnvStart + "=" + strconv.Itoa(start),
+			crashEnvBatch + "=" + map[bool]string{true: "1", false: "0"}[batch],
+		}, killAfter, func(id string) { acked["c-"+id] = true }, nil)
 
 		// Restart on the same data dir and verify.
 		n, sm := openCrashNode(t, dir, batch)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err = n.ReadBarrier(ctx)
+		err := n.ReadBarrier(ctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("round %d: read barrier after restart: %v", round, err)

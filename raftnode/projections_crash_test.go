@@ -1,14 +1,12 @@
 package raftnode_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -236,76 +234,21 @@ func TestProjectionsCrashRecovery(t *testing.T) {
 			killAfter = killOverride
 		}
 
-		cmd := exec.Command(os.Args[0], "-test.run=^TestProjectionsCrashHelper$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
-			pcrashEnvDir+"="+dir,
-			pcrashEnvStart+"="+strconv.Itoa(start),
-			pcrashEnvBatch+"="+map[bool]string{true: "1", false: "0"}[batch])
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1024)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
+		roundAcks := runAndKill(t, round, "TestProjectionsCrashHelper", []string{
+			pcrashEnvDir + "=" + dir,
+			pcrashEnvStart + "=" + strconv.Itoa(start),
+			pcrashEnvBatch + "=" + map[bool]string{true: "1", false: "0"}[batch],
+		}, killAfter, func(s string) {
+			id, err := strconv.Atoi(s)
+			if err != nil {
+				t.Fatalf("round %d: bad ack %q", round, s)
 			}
-		}()
-		var (
-			roundAcks int
-			killTimer <-chan time.Time
-			killed    bool
-			timeout   = time.After(60 * time.Second)
-		)
-	loop:
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					break loop
-				}
-				if strings.HasPrefix(l, "rejected ") {
-					_ = cmd.Process.Kill()
-					t.Fatalf("round %d: helper: %s", round, l)
-				}
-				s, found := strings.CutPrefix(l, "ack ")
-				if !found {
-					continue
-				}
-				id, err := strconv.Atoi(s)
-				if err != nil {
-					t.Fatalf("round %d: bad line %q", round, l)
-				}
-				acked[id] = true
-				roundAcks++
-				if killTimer == nil {
-					killTimer = time.After(killAfter)
-				}
-			case <-killTimer:
-				killTimer = nil
-				if !killed {
-					_ = cmd.Process.Kill() // SIGKILL
-					killed = true
-				}
-			case <-timeout:
-				_ = cmd.Process.Kill()
-				t.Fatalf("round %d: helper produced no kill point in time; stderr:\n%s", round, stderr.String())
+			acked[id] = true
+		}, func(l string) {
+			if strings.HasPrefix(l, "rejected ") {
+				t.Fatalf("round %d: helper: %s", round, l)
 			}
-		}
-		_ = cmd.Wait()
-		if !killed {
-			t.Fatalf("round %d: helper exited before being killed; stderr:\n%s", round, stderr.String())
-		}
-		if roundAcks == 0 {
-			t.Fatalf("round %d: no acknowledgements", round)
-		}
+		})
 
 		// 1. Before Raft replays anything: applied index vs event log.
 		raftIDs, first, last := raftCommandIDs(t, dir)
