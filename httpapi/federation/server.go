@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,10 +46,10 @@ func NewHandler(p *provider.Provider, srv *transport.Server, logger *slog.Logger
 		h.mux.Handle("POST "+ep.Path()+"{id...}", srv.Authenticate(f))
 	}
 	route(transport.KeyMaterial, h.keyMaterial)
-	route(transport.Update, h.update)
-	route(transport.SubmitMessage, h.submitMessage)
+	route(transport.Update, roomEndpoint(h, "UpdateRequest", p.Update))
+	route(transport.SubmitMessage, roomEndpoint(h, "SubmitMessageRequest", p.SubmitMessage))
 	route(transport.Notify, h.notify)
-	route(transport.GroupInfo, h.groupInfo)
+	route(transport.GroupInfo, roomEndpoint(h, "GroupInfoRequest", p.GroupInfo))
 	return h, nil
 }
 
@@ -124,40 +125,6 @@ func (h *Handler) keyMaterial(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, http.StatusOK, resp)
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
-	rq, ok := h.begin(w, r, mimi.KindRoom)
-	if !ok {
-		return
-	}
-	var req mimi.UpdateRequest
-	if !h.decode(w, rq, "UpdateRequest", &req) {
-		return
-	}
-	resp, err := h.p.Update(r.Context(), rq.peer, rq.id.String(), &req)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.reply(w, http.StatusOK, resp)
-}
-
-func (h *Handler) submitMessage(w http.ResponseWriter, r *http.Request) {
-	rq, ok := h.begin(w, r, mimi.KindRoom)
-	if !ok {
-		return
-	}
-	var req mimi.SubmitMessageRequest
-	if !h.decode(w, rq, "SubmitMessageRequest", &req) {
-		return
-	}
-	resp, err := h.p.SubmitMessage(r.Context(), rq.peer, rq.id.String(), &req)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.reply(w, http.StatusOK, resp)
-}
-
 func (h *Handler) notify(w http.ResponseWriter, r *http.Request) {
 	rq, ok := h.begin(w, r, mimi.KindRoom)
 	if !ok {
@@ -178,21 +145,30 @@ func (h *Handler) notify(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-func (h *Handler) groupInfo(w http.ResponseWriter, r *http.Request) {
-	rq, ok := h.begin(w, r, mimi.KindRoom)
-	if !ok {
-		return
+// roomEndpoint serves an endpoint whose path names a room and whose body is
+// one MIMI request answered by one MIMI response with 200
+// (draft-ralston-mimi-protocol-02, Sections 5.3, 5.4 and 5.6): update,
+// submitMessage and groupInfo.
+func roomEndpoint[Req any, PReq interface {
+	*Req
+	codec.Unmarshaler
+}, Resp codec.Marshaler](h *Handler, name string, call func(ctx context.Context, peer, room string, req PReq) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rq, ok := h.begin(w, r, mimi.KindRoom)
+		if !ok {
+			return
+		}
+		req := PReq(new(Req))
+		if !h.decode(w, rq, name, req) {
+			return
+		}
+		resp, err := call(r.Context(), rq.peer, rq.id.String(), req)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.reply(w, http.StatusOK, resp)
 	}
-	var req mimi.GroupInfoRequest
-	if !h.decode(w, rq, "GroupInfoRequest", &req) {
-		return
-	}
-	resp, err := h.p.GroupInfo(r.Context(), rq.peer, rq.id.String(), &req)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.reply(w, http.StatusOK, resp)
 }
 
 // reply writes a MIMI body.
