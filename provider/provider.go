@@ -105,9 +105,6 @@ type Config struct {
 	// that got new entries (sorted, without duplicates), to wake the
 	// fanout worker for exactly those. It must not block.
 	KickDestinations func(dests []string)
-	// Kick, if set and KickDestinations is not, is called instead,
-	// without naming the destinations.
-	Kick func()
 	// MaxAttempts bounds how often a command whose preconditions lost a
 	// race is re-validated and retried (default 16).
 	MaxAttempts int
@@ -130,7 +127,6 @@ type Provider struct {
 	clock    func() time.Time
 	log      *slog.Logger
 	consent  ConsentFunc
-	kick     func()
 	kickTo   func([]string)
 	attempts int
 
@@ -160,7 +156,6 @@ func New(cfg Config) (*Provider, error) {
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
 		consent:  cfg.Consent,
-		kick:     cfg.Kick,
 		kickTo:   cfg.KickDestinations,
 		attempts: cfg.MaxAttempts,
 	}
@@ -232,9 +227,9 @@ func (p *Provider) applyOK(ctx context.Context, cmd *projections.Command) (proje
 
 // kicked wakes the fanout worker if the result queued anything for
 // another provider: for the destinations named by its FanoutEnqueued
-// events (Config.KickDestinations), or all (Config.Kick).
+// events (Config.KickDestinations).
 func (p *Provider) kicked(res projections.Result) {
-	if p.kick == nil && p.kickTo == nil {
+	if p.kickTo == nil {
 		return
 	}
 	var dests []string
@@ -242,10 +237,6 @@ func (p *Provider) kicked(res projections.Result) {
 		fe, ok := res.Events[i].Body.(*eventlog.FanoutEnqueued)
 		if !ok {
 			continue
-		}
-		if p.kickTo == nil {
-			p.kick()
-			return
 		}
 		for _, d := range fe.Destinations {
 			if !slices.Contains(dests, d) {

@@ -84,9 +84,11 @@ func newFederation(t *testing.T) *federationNet {
 			Dir:    t.TempDir(),
 			Remote: federation.NewClient(tc),
 			Clock:  clock,
-			Kick: func() {
+			KickDestinations: func(dests []string) {
 				if e := eng.Load(); e != nil {
-					e.KickAll()
+					for _, d := range dests {
+						e.Kick(d)
+					}
 				}
 			},
 		})

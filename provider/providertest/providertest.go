@@ -82,8 +82,6 @@ type Options struct {
 	HubSender *wire.ExternalSender
 	// Consent hook.
 	Consent provider.ConsentFunc
-	// Kick hook.
-	Kick func()
 	// KickDestinations hook.
 	KickDestinations func(dests []string)
 	// WrapRaft, if set, wraps the Raft node the provider writes through
@@ -145,7 +143,7 @@ func New(t testing.TB, domain string, o Options) *Node {
 	n.P, err = provider.New(provider.Config{
 		Domain: domain, Raft: r, Machine: m, Remote: o.Remote,
 		HubSignaturePriv: n.HubPriv, HubSender: n.HubSender,
-		Clock: o.Clock.Now, Logger: slog.New(slog.DiscardHandler), Consent: o.Consent, Kick: o.Kick,
+		Clock: o.Clock.Now, Logger: slog.New(slog.DiscardHandler), Consent: o.Consent,
 		KickDestinations: o.KickDestinations,
 	})
 	if err != nil {
