@@ -435,6 +435,25 @@ func (b *NotifyAccepted) UnmarshalMLS(r *codec.Reader) {
 	b.Body = r.Opaque("notify_accepted.body")
 }
 
+// GroupBound records, at a follower, the MLS group of a room hosted
+// elsewhere, as first seen in the group_id of a PublicMessage or
+// PrivateMessage its hub fanned out (draft-ralston-mimi-protocol-02,
+// Section 5.5; RFC 9420, Section 6). A room has one group and a group
+// one room: later messages for the room must carry this group_id, and a
+// message of this group posted under another room is refused.
+type GroupBound struct {
+	GroupID []byte
+}
+
+// EventType implements Body.
+func (*GroupBound) EventType() Type { return TypeGroupBound }
+
+// MarshalMLS implements codec.Marshaler.
+func (b *GroupBound) MarshalMLS(w *codec.Writer) { w.Opaque(b.GroupID) }
+
+// UnmarshalMLS implements codec.Unmarshaler.
+func (b *GroupBound) UnmarshalMLS(r *codec.Reader) { b.GroupID = r.Opaque("group_bound.group_id") }
+
 // FanoutEnqueued queues one part of an earlier event for delivery to each
 // destination provider (draft-ralston-mimi-protocol-02, Section 5.5). The
 // source event is the one Back positions before this event in the global

@@ -34,6 +34,7 @@ const (
 	TypeFanoutDelivered            Type = 14 // Section 5.5: a provider acknowledged (HTTP 201)
 	TypeClientEnqueued             Type = 15 // a message queued for a local client
 	TypeClientDelivered            Type = 16 // a local client acknowledged its inbox
+	TypeGroupBound                 Type = 17 // Section 5.5: follower bound a room to its MLS group
 )
 
 var typeNames = map[Type]string{
@@ -53,6 +54,7 @@ var typeNames = map[Type]string{
 	TypeFanoutDelivered:            "FanoutDelivered",
 	TypeClientEnqueued:             "ClientEnqueued",
 	TypeClientDelivered:            "ClientDelivered",
+	TypeGroupBound:                 "GroupBound",
 }
 
 // String returns the type's name.
@@ -66,7 +68,7 @@ func (t Type) String() string {
 // Types lists every defined event type in ascending order.
 func Types() []Type {
 	out := make([]Type, 0, len(typeNames))
-	for t := TypeClientRegistered; t <= TypeClientDelivered; t++ {
+	for t := TypeClientRegistered; t <= TypeGroupBound; t++ {
 		out = append(out, t)
 	}
 	return out
@@ -107,6 +109,8 @@ func NewBody(t Type) Body {
 		return &ClientEnqueued{}
 	case TypeClientDelivered:
 		return &ClientDelivered{}
+	case TypeGroupBound:
+		return &GroupBound{}
 	}
 	return nil
 }

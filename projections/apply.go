@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -159,7 +160,13 @@ func (t *tx) rebind(b *pebble.Batch) error {
 
 // needsRangeRead reports whether applying ev iterates over keys (rather
 // than reading single keys).
-func needsRangeRead(ev *eventlog.Event) bool { return ev.Type() == eventlog.TypeClientRemoved }
+func needsRangeRead(ev *eventlog.Event) bool {
+	switch ev.Type() {
+	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted:
+		return true
+	}
+	return false
+}
 
 // finish flushes the log heads into the batch.
 func (t *tx) finish() error {
@@ -370,6 +377,8 @@ func (t *tx) applyEvent(ev *eventlog.Event) error {
 		return t.applicationMessageAccepted(ev, b)
 	case *eventlog.NotifyAccepted:
 		return t.notifyAccepted(ev, b)
+	case *eventlog.GroupBound:
+		return t.groupBound(ev, b)
 	case *eventlog.FanoutEnqueued:
 		return t.enqueue(ev, b.Destinations, b.Back, b.Part, 0, false)
 	case *eventlog.FanoutDelivered:
@@ -716,6 +725,9 @@ func (t *tx) commitAccepted(ev *eventlog.Event, b *eventlog.CommitAccepted) erro
 		}
 	}
 	r.Proposals = 0
+	if err := t.pruneMessages(ev.Room); err != nil {
+		return err
+	}
 	// Member index: merge the sorted old and new lists.
 	old := r.Members
 	i, j := 0, 0
@@ -776,7 +788,62 @@ func (t *tx) applicationMessageAccepted(ev *eventlog.Event, b *eventlog.Applicat
 	if b.Epoch > r.Epoch {
 		return &WrongEpochError{Room: ev.Room, Current: r.Epoch, Proposed: b.Epoch}
 	}
+	// The same bytes are accepted once per epoch (a PrivateMessage names
+	// its epoch, so it cannot recur in another one); the set is emptied
+	// by the next commit.
+	h := sha256.Sum256(b.Message)
+	k := messageKey(ev.Room, b.Epoch, h[:])
+	var prev MessageRecord
+	if found, err := t.load(k, "message", &prev); err != nil || found {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: room %q epoch %d, accepted at seq %d", ErrDuplicateMessage, ev.Room, b.Epoch, prev.Seq)
+	}
+	return t.put(k, &MessageRecord{Seq: ev.Seq, Timestamp: ev.Timestamp})
+}
+
+// pruneMessages forgets the accepted application messages of a room's
+// past epochs (called when a commit advances the epoch).
+func (t *tx) pruneMessages(room string) error {
+	keys, _, err := t.scan(key(pMessage, room))
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.del(k); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// groupBound binds a followed room and an MLS group to each other, once
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func (t *tx) groupBound(ev *eventlog.Event, b *eventlog.GroupBound) error {
+	if err := checkID("room", ev.Room, true); err != nil {
+		return err
+	}
+	if err := checkID("group ID", string(b.GroupID), true); err != nil {
+		return err
+	}
+	var prev notifyRecord
+	if found, err := t.load(groupRoomKey(b.GroupID), "group binding", &prev); err != nil || found {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: group %x is bound to room %q", ErrGroupBound, b.GroupID, prev.Room)
+	}
+	if v, found, err := t.get(roomGroupKey(ev.Room)); err != nil || found {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: room %q is bound to group %x", ErrGroupBound, ev.Room, v)
+	}
+	if err := t.put(groupRoomKey(b.GroupID), &notifyRecord{Seq: ev.Seq, Room: ev.Room}); err != nil {
+		return err
+	}
+	return t.set(roomGroupKey(ev.Room), b.GroupID)
 }
 
 func (t *tx) notifyAccepted(ev *eventlog.Event, b *eventlog.NotifyAccepted) error {

@@ -372,7 +372,8 @@ func TestApplyBatchSplit(t *testing.T) {
 	cmd := func(ops ...projections.Op) []byte { return encodeCmd(t, &projections.Command{Ops: ops}) }
 	entries := []projections.Entry{{Index: 1, Cmd: cmd(ev("room", 1, &eventlog.RoomCreated{Hub: "hub"}))}}
 	for i := 0; i < 3; i++ { // 18 MiB: the 16 MiB bound is crossed here
-		entries = append(entries, projections.Entry{Index: uint64(len(entries) + 1), Cmd: cmd(msg(2, big))})
+		body := append(bytes.Clone(big), byte(i)) // distinct: a room accepts a message once
+		entries = append(entries, projections.Entry{Index: uint64(len(entries) + 1), Cmd: cmd(msg(2, body))})
 	}
 	entries = append(entries,
 		projections.Entry{Index: 3, Cmd: cmd(msg(3, []byte("dup")))},

@@ -54,6 +54,18 @@ var (
 	// accepted (draft-ralston-mimi-protocol-02, Section 5.5).
 	ErrDuplicateNotify = errors.New("projections: duplicate notify")
 
+	// ErrDuplicateMessage: the room already accepted an application
+	// message with the same bytes in the current epoch
+	// (draft-ralston-mimi-protocol-02, Section 5.4: a resubmission after a
+	// lost answer must not be fanned out twice). Machine.AcceptedMessage
+	// returns the first acceptance.
+	ErrDuplicateMessage = errors.New("projections: duplicate application message")
+
+	// ErrGroupBound: a followed room is already bound to another MLS
+	// group, or the group to another room (draft-ralston-mimi-protocol-02,
+	// Section 5.5; see eventlog.GroupBound).
+	ErrGroupBound = errors.New("projections: room and group already bound")
+
 	// ErrStaleAck: an acknowledgement does not advance the cursor.
 	ErrStaleAck = errors.New("projections: acknowledgement does not advance the cursor")
 	// ErrAckBeyondQueue: an acknowledgement covers entries never queued.

@@ -21,6 +21,9 @@ var (
 	pAvailable  = []byte("p/kpa/")  // + c(client) + be16(suite) + be64(notAfter) + be64(uploadSeq) + be32(i)
 	pHubRoute   = []byte("p/hrt/")  // + c(ref)
 	pNotify     = []byte("p/ntf/")  // + c(hub) + c(hash)
+	pMessage    = []byte("p/amsg/") // + c(room) + be64(epoch) + c(hash)
+	pGroupRoom  = []byte("p/fgrp/") // + c(group ID): followed room of a group
+	pRoomGroup  = []byte("p/frg/")  // + c(room): group of a followed room
 	pFanCursor  = []byte("p/fcur/") // + c(dest)
 	pFanQueue   = []byte("p/fq/")   // + c(dest) + be64(n)
 	pInCursor   = []byte("p/icur/") // + c(client)
@@ -59,6 +62,11 @@ func availKey(k *KeyPackage) []byte {
 }
 func hubRouteKey(ref []byte) []byte            { return key(pHubRoute, string(ref)) }
 func notifyKey(hub string, hash []byte) []byte { return key(pNotify, hub, string(hash)) }
+func messageKey(room string, epoch uint64, hash []byte) []byte {
+	return eventlog.AppendKeyString(be64(key(pMessage, room), epoch), string(hash))
+}
+func groupRoomKey(gid []byte) []byte           { return key(pGroupRoom, string(gid)) }
+func roomGroupKey(room string) []byte          { return key(pRoomGroup, room) }
 func fanCursorKey(dest string) []byte          { return key(pFanCursor, dest) }
 func fanQueueKey(dest string, n uint64) []byte { return be64(key(pFanQueue, dest), n) }
 func inCursorKey(client string) []byte         { return key(pInCursor, client) }

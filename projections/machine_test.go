@@ -571,3 +571,80 @@ func TestRestoreRecovery(t *testing.T) {
 		t.Fatal("marker left behind")
 	}
 }
+
+// TestDuplicateApplicationMessage: a room accepts the same application
+// message bytes once per epoch (draft-ralston-mimi-protocol-02, Section
+// 5.4); the rejection changes nothing, AcceptedMessage reports the first
+// acceptance, the set is emptied by the next commit, and replay agrees.
+func TestDuplicateApplicationMessage(t *testing.T) {
+	h := newHarness(t)
+	h.ok(nil, ev("room", 1, &eventlog.RoomCreated{Hub: "hub"}))
+	msg := []byte("ciphertext")
+	first := h.ok(nil, ev("room", 7, &eventlog.ApplicationMessageAccepted{Epoch: 0, Message: msg}))
+	before := stateHash(t, h.m)
+	r := h.apply(nil, ev("room", 9, &eventlog.ApplicationMessageAccepted{Epoch: 0, Message: msg}))
+	if !errors.Is(r.Err, projections.ErrDuplicateMessage) {
+		t.Fatalf("second acceptance: %v", r.Err)
+	}
+	if !bytes.Equal(before, stateHash(t, h.m)) {
+		t.Fatal("the rejected duplicate changed state")
+	}
+	// In one command: the second copy fails the whole command.
+	r = h.apply(nil, ev("room", 9, &eventlog.ApplicationMessageAccepted{Epoch: 0, Message: []byte("other")}),
+		ev("room", 9, &eventlog.ApplicationMessageAccepted{Epoch: 0, Message: []byte("other")}))
+	if !errors.Is(r.Err, projections.ErrDuplicateMessage) {
+		t.Fatalf("duplicate inside one command: %v", r.Err)
+	}
+	// The same bytes in another room are another message.
+	h.ok(nil, ev("room2", 1, &eventlog.RoomCreated{Hub: "hub"}))
+	h.ok(nil, ev("room2", 8, &eventlog.ApplicationMessageAccepted{Epoch: 0, Message: msg}))
+	hash := sum(msg)
+	rec, found, err := h.m.AcceptedMessage("room", 0, hash)
+	if err != nil || !found || rec.Seq != first.Events[0].Seq || rec.Timestamp != 7 {
+		t.Fatalf("AcceptedMessage = %+v %v %v, want seq %d ts 7", rec, found, err, first.Events[0].Seq)
+	}
+	// The ResultCodec carries the rejection to a forwarding follower.
+	enc, err := projections.ResultCodec{}.EncodeResult(projections.Result{Err: r.Err})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, err := (projections.ResultCodec{}).DecodeResult(enc); err != nil || !errors.Is(dec.Err, projections.ErrDuplicateMessage) {
+		t.Fatalf("decoded %v %v", dec.Err, err)
+	}
+	// A commit empties the set: nothing of epoch 0 is remembered.
+	h.ok(nil, ev("room", 10, &eventlog.CommitAccepted{Epoch: 1, Commit: []byte("c1")}))
+	if _, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || found {
+		t.Fatalf("after the commit: found=%v err=%v", found, err)
+	}
+	if _, found, _ := h.m.AcceptedMessage("room2", 0, hash); !found {
+		t.Fatal("the commit of room pruned room2's messages")
+	}
+	h.ok(nil, ev("room", 11, &eventlog.ApplicationMessageAccepted{Epoch: 1, Message: msg}))
+	replayCheck(t, h)
+}
+
+// TestGroupBound: a followed room and an MLS group are bound once, both
+// ways (draft-ralston-mimi-protocol-02, Section 5.5); a refused binding
+// changes nothing.
+func TestGroupBound(t *testing.T) {
+	h := newHarness(t)
+	h.ok(nil, ev("r1", 1, &eventlog.GroupBound{GroupID: []byte("g1")}))
+	if room, err := h.m.GroupRoom([]byte("g1")); err != nil || room != "r1" {
+		t.Fatalf("GroupRoom(g1) = %q %v", room, err)
+	}
+	if room, err := h.m.GroupRoom([]byte("g2")); err != nil || room != "" {
+		t.Fatalf("GroupRoom(g2) = %q %v", room, err)
+	}
+	before := stateHash(t, h.m)
+	for _, tc := range []struct{ room, gid string }{{"r2", "g1"}, {"r1", "g2"}, {"r1", "g1"}, {"", "g3"}, {"r3", ""}} {
+		r := h.apply(nil, ev(tc.room, 2, &eventlog.GroupBound{GroupID: []byte(tc.gid)}))
+		if !errors.Is(r.Err, projections.ErrGroupBound) && !errors.Is(r.Err, projections.ErrInvalidEvent) {
+			t.Errorf("bind %q to %q: %v", tc.room, tc.gid, r.Err)
+		}
+	}
+	if !bytes.Equal(before, stateHash(t, h.m)) {
+		t.Fatal("a refused binding changed state")
+	}
+	h.ok(nil, ev("r2", 3, &eventlog.GroupBound{GroupID: []byte("g2")}))
+	replayCheck(t, h)
+}

@@ -163,6 +163,9 @@ func (g *gen) op() (projections.Op, int) {
 		cur, _ := g.h.m.InboxCursor(c)
 		return ev("", g.now, &eventlog.ClientDelivered{Client: c, UpTo: g.jitter(cur.Acked + uint64(g.rnd.IntN(int(cur.Pending())+1)))}), 1
 	case 13:
+		if g.rnd.IntN(4) == 0 {
+			return ev(room, g.now, &eventlog.GroupBound{GroupID: []byte(fmt.Sprint("group", g.rnd.IntN(6)))}), 1
+		}
 		body := []byte(fmt.Sprint("notify", g.rnd.IntN(20)))
 		return ev(room, g.now, &eventlog.NotifyAccepted{Hub: g.pick(genHubs), BodyHash: eventlog.NotifyHash(room, body), Body: body}), 1
 	case 14:

@@ -267,6 +267,33 @@ func (m *Machine) HubRoute(ref []byte) (*HubRoute, error) {
 	return &hr, nil
 }
 
+// AcceptedMessage returns the acceptance of the application message whose
+// encoded MLSMessage has SHA-256 hash in room's epoch, if the room
+// accepted it (draft-ralston-mimi-protocol-02, Section 5.4). Only the
+// current epoch's messages are remembered.
+func (m *Machine) AcceptedMessage(room string, epoch uint64, hash []byte) (MessageRecord, bool, error) {
+	var rec MessageRecord
+	var found bool
+	err := m.view(func(r pebble.Reader) error {
+		var err error
+		found, err = getRec(r, messageKey(room, epoch, hash), "message", &rec)
+		return err
+	})
+	return rec, found, err
+}
+
+// GroupRoom returns the followed room an MLS group is bound to (see
+// eventlog.GroupBound, draft-ralston-mimi-protocol-02, Section 5.5), or ""
+// if none.
+func (m *Machine) GroupRoom(gid []byte) (string, error) {
+	var rec notifyRecord
+	err := m.view(func(r pebble.Reader) error {
+		_, err := getRec(r, groupRoomKey(gid), "group binding", &rec)
+		return err
+	})
+	return rec.Room, err
+}
+
 // NotifySeen reports whether a notify body with this SHA-256 hash was
 // accepted from hub (draft-ralston-mimi-protocol-02, Section 5.5).
 func (m *Machine) NotifySeen(hub string, hash []byte) (bool, error) {

@@ -307,6 +307,26 @@ func (n *notifyRecord) unmarshal(r *codec.Reader) {
 	n.Room = string(r.Opaque("notify.room"))
 }
 
+// MessageRecord is an entry of a hosted room's set of accepted
+// application messages of the current epoch (draft-ralston-mimi-protocol-02,
+// Section 5.4): the event that accepted the message and its hub
+// timestamp, so that a resubmission of the same bytes gets the first
+// answer again.
+type MessageRecord struct {
+	Seq       uint64
+	Timestamp uint64
+}
+
+func (m *MessageRecord) marshal(w *codec.Writer) {
+	w.U64(m.Seq)
+	w.U64(m.Timestamp)
+}
+
+func (m *MessageRecord) unmarshal(r *codec.Reader) {
+	m.Seq = r.U64("message.seq")
+	m.Timestamp = r.U64("message.timestamp")
+}
+
 type record interface {
 	marshal(w *codec.Writer)
 	unmarshal(r *codec.Reader)

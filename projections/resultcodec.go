@@ -22,7 +22,8 @@ var resultSentinels = []error{
 	ErrWrongEpoch, ErrRoomSeqMismatch, ErrUnknownClient, ErrClientExists,
 	ErrKeyPackageUnknown, ErrKeyPackageExists, ErrKeyPackageClaimed, ErrKeyPackageExpired,
 	ErrNoKeyPackage, ErrDuplicateNotify, ErrStaleAck, ErrAckBeyondQueue,
-	ErrStorage, ErrCorruptState, ErrClosed, ErrNotFound,
+	ErrStorage, ErrCorruptState, ErrClosed, ErrNotFound, ErrDuplicateMessage,
+	ErrGroupBound,
 }
 
 // remoteError is a rejection decoded from the wire: its message as the

@@ -65,6 +65,8 @@ func Summarize(ev *eventlog.Event) string {
 		return fmt.Sprintf("source=%s part=%s index=%d clients=[%s]", sourceSeq(ev, b.Back), partName(b.Part), b.Index, list(b.Clients))
 	case *eventlog.ClientDelivered:
 		return fmt.Sprintf("client=%s up_to=%d", b.Client, b.UpTo)
+	case *eventlog.GroupBound:
+		return fmt.Sprintf("group_id=%s", short(b.GroupID))
 	case nil:
 		return "(no body)"
 	}
