@@ -64,22 +64,34 @@ func MarshalFanout(msgs []FanoutMessage) ([]byte, error) {
 // UnmarshalFanout decodes a /notify body of one or more concatenated
 // FanoutMessages. An empty body is an error.
 func UnmarshalFanout(b []byte) ([]FanoutMessage, error) {
+	msgs, _, err := SplitFanout(b)
+	return msgs, err
+}
+
+// SplitFanout decodes a /notify body like UnmarshalFanout and also returns
+// the bytes of each FanoutMessage (subslices of b), which identify a
+// message across bodies however the hub batches it
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func SplitFanout(b []byte) ([]FanoutMessage, [][]byte, error) {
 	r := codec.NewReader(b)
 	var out []FanoutMessage
+	var raw [][]byte
 	for !r.Empty() {
 		if len(out) == MaxFanoutBatch {
 			r.Fail("FanoutMessage", fmt.Errorf("%w: more than %d messages", codec.ErrInvalidValue, MaxFanoutBatch))
 			break
 		}
+		start := r.Offset()
 		var m FanoutMessage
 		m.UnmarshalMLS(r)
 		out = append(out, m)
+		raw = append(raw, b[start:r.Offset():r.Offset()])
 	}
 	if err := r.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("mimi: empty /notify body: %w", codec.ErrTruncated)
+		return nil, nil, fmt.Errorf("mimi: empty /notify body: %w", codec.ErrTruncated)
 	}
-	return out, nil
+	return out, raw, nil
 }

@@ -251,7 +251,55 @@ func FuzzFanout(f *testing.F) {
 		if err != nil || !bytes.Equal(b, b2) {
 			t.Fatalf("round trip differs: %v", err)
 		}
+		// SplitFanout's pieces are the messages' encodings, in order,
+		// and make up the body.
+		_, raw, err := SplitFanout(b)
+		if err != nil || len(raw) != len(msgs) || !bytes.Equal(bytes.Join(raw, nil), b) {
+			t.Fatalf("split: %d pieces for %d messages, %v", len(raw), len(msgs), err)
+		}
+		for i := range msgs {
+			one, err := MarshalFanout(msgs[i : i+1])
+			if err != nil || !bytes.Equal(one, raw[i]) {
+				t.Fatalf("piece %d differs from the message's encoding: %v", i, err)
+			}
+		}
 	})
+}
+
+// TestSplitFanout: the pieces of a body of concatenated FanoutMessages are
+// each message's own encoding (draft-ralston-mimi-protocol-02, Section
+// 5.5), and a bad body yields no pieces.
+func TestSplitFanout(t *testing.T) {
+	var one [][]byte
+	var fms []FanoutMessage
+	for _, m := range sampleBodies(t) {
+		if fm, ok := m.(*FanoutMessage); ok {
+			fms = append(fms, *fm)
+			b, err := MarshalFanout([]FanoutMessage{*fm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			one = append(one, b)
+		}
+	}
+	body := bytes.Join([][]byte{one[1], one[0], one[1]}, nil)
+	msgs, raw, err := SplitFanout(body)
+	if err != nil || len(msgs) != 3 || len(raw) != 3 {
+		t.Fatalf("%d messages, %d pieces, %v", len(msgs), len(raw), err)
+	}
+	for i, want := range [][]byte{one[1], one[0], one[1]} {
+		if !bytes.Equal(raw[i], want) {
+			t.Errorf("piece %d differs", i)
+		}
+	}
+	if msgs[1].Timestamp != fms[0].Timestamp || msgs[0].Timestamp != fms[1].Timestamp {
+		t.Error("messages out of order")
+	}
+	for _, bad := range [][]byte{nil, body[:len(body)-1], append(bytes.Clone(body), 0)} {
+		if m, r, err := SplitFanout(bad); err == nil || m != nil || r != nil {
+			t.Errorf("bad body of %d bytes accepted", len(bad))
+		}
+	}
 }
 
 // sampleBodies encodes one of each MIMI body from the official MLS

@@ -48,15 +48,20 @@
 // valid ones accepted together in one command (conditioned on the
 // room's epoch) so that its two syncs are shared; each request still gets
 // its own answer, and an update of the room first decides the messages
-// queued before it. It serves /groupInfo to participants' clients, signed
+// queued before it. The same message bytes submitted again (a provider
+// retrying after a lost answer) are accepted once per epoch and answered
+// with the first acceptance. It serves /groupInfo to participants' clients, signed
 // with the hub key.
 //
 // Follower (Section 5.5), for rooms hosted elsewhere: it accepts /notify
-// only from the room's hub, records each body once (a NotifyNotSeen
-// condition inside the state machine, so byte-identical repetitions are
-// acknowledged and ignored across restarts and leader changes), and
-// queues each message for the local clients it concerns, in the same
-// command. Local clients' updates, messages and GroupInfo requests for
+// only from the room's hub, records each FanoutMessage once per hub and
+// room (a NotifyNotSeen condition per message inside the state machine,
+// so a repeated body, or the same messages re-batched by a restarted hub
+// or a new hub leader after a lost answer, is acknowledged and only its
+// new messages are taken, across restarts and leader changes here too),
+// binds the room to the MLS group its messages name (refusing messages of
+// another group, or of this group under another room), and queues each
+// message for the local clients it concerns, in the same command. Local clients' updates, messages and GroupInfo requests for
 // such rooms are forwarded to the hub.
 //
 // # Who may submit a message

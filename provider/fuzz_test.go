@@ -71,9 +71,7 @@ func FuzzHub(f *testing.F) {
 				_, _ = w.a.P.GroupInfo(w.ctx, "b.example", room, &req)
 			}
 		case 3:
-			if msgs, err := mimi.UnmarshalFanout(body); err == nil {
-				_ = w.b.P.Notify(w.ctx, "a.example", room, body, msgs)
-			}
+			_ = w.b.P.Notify(w.ctx, "a.example", room, body)
 		}
 	})
 }

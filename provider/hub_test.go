@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/openmimi/mimi/eventlog"
@@ -104,18 +105,18 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not from the hub.
-	if err := w.b.P.Notify(w.ctx, "c.example", room, body, nil); !errors.Is(err, provider.ErrForbidden) {
+	if err := w.b.P.Notify(w.ctx, "c.example", room, body); !errors.Is(err, provider.ErrForbidden) {
 		t.Fatalf("notify from c.example: %v", err)
 	}
-	if err := w.b.P.Notify(w.ctx, "a.example", room, []byte{1, 2}, nil); !errors.Is(err, provider.ErrInvalid) {
+	if err := w.b.P.Notify(w.ctx, "a.example", room, []byte{1, 2}); !errors.Is(err, provider.ErrInvalid) {
 		t.Fatalf("garbage: %v", err)
 	}
 	// Twice: accepted both times, processed once.
-	if err := w.b.P.Notify(w.ctx, "a.example", room, body, nil); err != nil {
+	if err := w.b.P.Notify(w.ctx, "a.example", room, body); err != nil {
 		t.Fatal(err)
 	}
 	digest := w.b.Digest(t)
-	if err := w.b.P.Notify(w.ctx, "a.example", room, body, nil); err != nil {
+	if err := w.b.P.Notify(w.ctx, "a.example", room, body); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(digest, w.b.Digest(t)) {
@@ -141,7 +142,7 @@ func TestNotify(t *testing.T) {
 		HubPriv: w.b.HubPriv, HubSender: &w.b.HubSender})
 	w.net.Add(b2.P)
 	w.b = b2
-	if err := w.b.P.Notify(w.ctx, "a.example", room, body, nil); err != nil {
+	if err := w.b.P.Notify(w.ctx, "a.example", room, body); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.inbox(w.b, w.bob); len(got) != 0 {
@@ -301,4 +302,104 @@ func TestHubRestart(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit: %v %+v", err, rep)
 	}
+}
+
+// TestNotifyRebatched: a follower takes each FanoutMessage once however
+// the hub batches it (Section 5.5): after a body whose answer was lost, a
+// restarted hub (or a new leader) re-sends the backlog in a different
+// body; only the messages not seen before are delivered, also across a
+// restart of the follower, and a message repeated inside one body counts
+// once. The room is bound to its group: a message of the group under
+// another room, or of another group under the room, is invalid and
+// changes nothing.
+func TestNotifyRebatched(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("admin")
+	var fms []mimi.FanoutMessage
+	for i := range 4 {
+		resp, err := w.a.P.LocalSubmitMessage(w.ctx, w.alice.Client, room, providertest.Message(t, w.aliceG, fmt.Sprint("m", i)))
+		if err != nil || resp.Code != mimi.SubmitAccepted {
+			t.Fatal(err, resp)
+		}
+	}
+	pending, err := w.a.M.FanoutPending("b.example", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range pending {
+		fm, err := provider.ResolveDelivery(w.a.M, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fm.Message.WireFormat == wire.WireFormatPrivateMessage {
+			fms = append(fms, *fm)
+		}
+	}
+	if len(fms) != 4 {
+		t.Fatalf("%d application messages queued for b.example", len(fms))
+	}
+	body := func(fs ...mimi.FanoutMessage) []byte {
+		b, err := mimi.MarshalFanout(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	received := func(want ...string) {
+		t.Helper()
+		var got []string
+		for _, p := range w.process(w.bobG, w.inbox(w.b, w.bob)) {
+			got = append(got, string(p.ApplicationData))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("bob received %q, want %q", got, want)
+		}
+	}
+	notify := func(room string, b []byte) error { return w.b.P.Notify(w.ctx, "a.example", room, b) }
+	unchanged := func(name string, f func() error, wantErr error) {
+		t.Helper()
+		before := w.b.Digest(t)
+		if err := f(); !errors.Is(err, wantErr) {
+			t.Fatalf("%s: %v, want %v", name, err, wantErr)
+		}
+		if !bytes.Equal(before, w.b.Digest(t)) {
+			t.Fatalf("%s changed state", name)
+		}
+	}
+	if err := notify(room, body(fms[0], fms[1])); err != nil {
+		t.Fatal(err)
+	}
+	received("m0", "m1")
+	// The backlog re-batched: only m2 is new.
+	if err := notify(room, body(fms[0], fms[1], fms[2])); err != nil {
+		t.Fatal(err)
+	}
+	received("m2")
+	unchanged("a sub-range of what was taken", func() error { return notify(room, body(fms[1], fms[2])) }, nil)
+	// m3 twice in one body: once.
+	if err := notify(room, body(fms[3], fms[3])); err != nil {
+		t.Fatal(err)
+	}
+	received("m3")
+
+	// One room, one group.
+	const other = "mimi://a.example/r/other"
+	unchanged("the room's messages under another room", func() error { return notify(other, body(fms[0])) }, provider.ErrInvalid)
+	foreign := fms[0]
+	pm := *foreign.Message.PrivateMessage
+	pm.GroupID = []byte("another group")
+	foreign.Message.PrivateMessage = &pm
+	unchanged("another group under the room", func() error { return notify(room, body(foreign)) }, provider.ErrInvalid)
+	unchanged("two groups in one body", func() error { return notify(other, body(foreign, fms[0])) }, provider.ErrInvalid)
+
+	// After a restart of b.example, from the log.
+	w.b.Close()
+	b2 := providertest.New(t, "b.example", providertest.Options{Dir: w.b.Dir, Remote: w.net.Remote("b.example"), Clock: w.b.Clock,
+		HubPriv: w.b.HubPriv, HubSender: &w.b.HubSender})
+	w.net.Add(b2.P)
+	w.b = b2
+	unchanged("everything again after a restart", func() error { return notify(room, body(fms...)) }, nil)
+	unchanged("another group after a restart", func() error { return notify(room, body(foreign)) }, provider.ErrInvalid)
+	received()
 }

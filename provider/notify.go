@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ func (fr *followerRoom) publish() {
 }
 
 type followerState struct {
+	groupID      []byte            // the room's MLS group, once bound (eventlog.GroupBound)
 	participants map[string]bool   // local users who are participants
 	joined       map[string]string // local client -> user, members of the group
 	leaving      map[string]string // clients of users removed by a pending proposal
@@ -59,6 +61,7 @@ func newFollowerState() followerState {
 
 func (s *followerState) clone() followerState {
 	c := newFollowerState()
+	c.groupID = s.groupID
 	for k, v := range s.participants {
 		c.participants[k] = v
 	}
@@ -212,6 +215,8 @@ func (p *Provider) catchUp(fr *followerRoom, room string) error {
 			}
 			notifies[ev.Seq] = &pendingNotify{msgs: msgs, recip: map[uint32][]string{}}
 			order = append(order, ev.Seq)
+		case *eventlog.GroupBound:
+			fr.st.groupID = b.GroupID
 		case *eventlog.ClientEnqueued:
 			if n, ok := notifies[ev.Seq-b.Back]; ok && b.Back < ev.Seq {
 				n.recip[b.Index] = append(n.recip[b.Index], b.Clients...)
@@ -244,20 +249,28 @@ func (p *Provider) catchUp(fr *followerRoom, room string) error {
 }
 
 // Notify serves POST /notify/{roomId} from peer as a follower
-// (draft-ralston-mimi-protocol-02, Section 5.5). body is the request body
-// and msgs its FanoutMessages (decoded by the caller; nil to decode here,
-// failing with ErrInvalid). Only the room's hub may notify (ErrForbidden
-// otherwise). A body already accepted from the same hub (byte-identical)
-// is acknowledged and ignored: the check is a NotifyNotSeen condition
-// inside the replicated state machine, so it survives restarts and leader
-// changes. Each message is queued for the local clients it concerns (see
-// followerState.step); a Welcome goes only to the local clients whose
+// (draft-ralston-mimi-protocol-02, Section 5.5). body is the request body,
+// one or more FanoutMessages (ErrInvalid if it does not decode). Only the
+// room's hub may notify (ErrForbidden otherwise).
+//
+// Exactly once: each FanoutMessage is accepted once per hub and room, by
+// the hash of its bytes (eventlog.NotifyHash of the room and the
+// message), however the hub batches it: a body repeated byte for byte, or
+// re-batched differently by a restarted hub or a new leader after an
+// answer was lost, is acknowledged and only its new messages are taken.
+// The check is a NotifyNotSeen condition inside the replicated state
+// machine, so it survives restarts and leader changes here too.
+//
+// The room's MLS group is bound on first sight (eventlog.GroupBound): a
+// PublicMessage or PrivateMessage of another group, or of a group bound to
+// another room, makes the body invalid. Each new message is recorded as
+// its own NotifyAccepted event, queued for the local clients it concerns
+// (see followerState.step); a Welcome goes only to the local clients whose
 // KeyPackageRefs it carries and that were claimed for this room (the
-// target routes of Section 5.2), with its RatchetTreeOption. The body and
-// its deliveries are one Raft command, conditioned also on the room's
-// last room sequence number so that the recipients are computed from
-// current state.
-func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, msgs []mimi.FanoutMessage) error {
+// target routes of Section 5.2), with its RatchetTreeOption. The whole
+// body is one Raft command, conditioned also on the room's last room
+// sequence number so that the recipients are computed from current state.
+func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) error {
 	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -265,12 +278,18 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 	if ru.Provider != peer || peer == p.domain {
 		return fmt.Errorf("%w: %s is not the hub of %s", ErrForbidden, peer, room)
 	}
-	if msgs == nil {
-		if msgs, err = mimi.UnmarshalFanout(body); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
+	msgs, raw, err := mimi.SplitFanout(body)
+	if err != nil {
+		return &MalformedError{What: "FanoutMessage", Err: err}
 	}
-	hash := eventlog.NotifyHash(room, body)
+	gid, err := fanoutGroup(msgs)
+	if err != nil {
+		return err
+	}
+	hashes := make([][]byte, len(raw))
+	for i := range raw {
+		hashes[i] = eventlog.NotifyHash(room, raw[i])
+	}
 	fr := p.followerRoom(room)
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
@@ -278,22 +297,42 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 		if err := p.catchUp(fr, room); err != nil {
 			return err
 		}
-		if seen, err := p.m.NotifySeen(peer, hash); err == nil && seen {
-			return nil
+		var conds []projections.Condition
+		var ops []projections.Op
+		ts := p.nowMillis()
+		if gid != nil {
+			bind, err := p.checkGroup(fr, room, gid)
+			if err != nil {
+				return err
+			}
+			if bind {
+				ops = append(ops, projections.EventOp(room, ts, &eventlog.GroupBound{GroupID: gid}))
+			}
 		}
 		sim := fr.st.clone()
-		ts := p.nowMillis()
-		ops := []projections.Op{projections.EventOp(room, ts, &eventlog.NotifyAccepted{Hub: peer, BodyHash: hash, Body: body})}
 		var echoes [][32]byte
 		memo := clientMemo{}
+		taken := map[string]bool{}
 		for i := range msgs {
+			h := hashes[i]
+			if taken[string(h)] {
+				continue // repeated inside the body
+			}
+			if seen, err := p.m.NotifySeen(peer, h); err != nil {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			} else if seen {
+				continue
+			}
+			taken[string(h)] = true
+			conds = append(conds, projections.NotifyNotSeen(peer, h))
+			ops = append(ops, projections.EventOp(room, ts, &eventlog.NotifyAccepted{Hub: peer, BodyHash: h, Body: raw[i]}))
 			var welcome map[string]string
 			if msgs[i].Message.WireFormat == wire.WireFormatWelcome && msgs[i].Message.Welcome != nil {
 				welcome = p.welcomeClients(room, msgs[i].Message.Welcome)
 			}
-			sender, h, echo := p.echoes.sender(&msgs[i])
+			sender, eh, echo := p.echoes.sender(&msgs[i])
 			if echo {
-				echoes = append(echoes, h)
+				echoes = append(echoes, eh)
 			}
 			recips := p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
 				return !echo || c.Client != sender
@@ -302,11 +341,14 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 				continue
 			}
 			ops = append(ops, projections.EventOp(room, ts, &eventlog.ClientEnqueued{
-				Clients: recips, Back: uint64(len(ops)), Part: eventlog.PartMessage, Index: uint32(i),
+				Clients: recips, Back: 1, Part: eventlog.PartMessage, Index: 0,
 			}))
 		}
+		if len(taken) == 0 {
+			return nil // every message was accepted before
+		}
 		cmd := &projections.Command{
-			Conditions: []projections.Condition{projections.NotifyNotSeen(peer, hash), projections.RoomSeqIs(room, fr.seq)},
+			Conditions: append(conds, projections.RoomSeqIs(room, fr.seq)),
 			Ops:        ops,
 		}
 		res, err := p.apply(ctx, cmd)
@@ -316,13 +358,17 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 		switch {
 		case res.Err == nil:
 			fr.st = sim
+			if gid != nil {
+				fr.st.groupID = gid
+			}
 			fr.seq = res.Events[len(res.Events)-1].RoomSeq
 			fr.publish()
 			p.echoes.forget(echoes)
 			return nil
-		case errors.Is(res.Err, projections.ErrDuplicateNotify):
-			return nil
-		case errors.Is(res.Err, projections.ErrRoomSeqMismatch), errors.Is(res.Err, projections.ErrUnknownClient):
+		case errors.Is(res.Err, projections.ErrDuplicateNotify), errors.Is(res.Err, projections.ErrGroupBound),
+			errors.Is(res.Err, projections.ErrRoomSeqMismatch), errors.Is(res.Err, projections.ErrUnknownClient):
+			// Another node took part of it, or the state moved: decide
+			// again on current state.
 			if err := p.barrier(ctx); err != nil {
 				return err
 			}
@@ -331,6 +377,54 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte, m
 		return fmt.Errorf("provider: notify for %s: %w", room, res.Err)
 	}
 	return fmt.Errorf("%w: room %s is contended", ErrUnavailable, room)
+}
+
+// fanoutGroup returns the group_id the PublicMessages and PrivateMessages
+// of a /notify body name (nil if it has only Welcomes, whose group is
+// encrypted). They must all name the same group (ErrInvalid otherwise):
+// one room, one group (draft-ralston-mimi-protocol-02, Section 5.5).
+func fanoutGroup(msgs []mimi.FanoutMessage) ([]byte, error) {
+	var gid []byte
+	for i := range msgs {
+		var g []byte
+		switch m := &msgs[i].Message; {
+		case m.WireFormat == wire.WireFormatPublicMessage && m.PublicMessage != nil:
+			g = m.PublicMessage.Content.GroupID
+		case m.WireFormat == wire.WireFormatPrivateMessage && m.PrivateMessage != nil:
+			g = m.PrivateMessage.GroupID
+		default:
+			continue
+		}
+		if len(g) == 0 {
+			return nil, fmt.Errorf("%w: FanoutMessage %d has an empty group_id", ErrInvalid, i)
+		}
+		if gid != nil && !bytes.Equal(g, gid) {
+			return nil, fmt.Errorf("%w: FanoutMessage %d is for group %x, an earlier one for %x", ErrInvalid, i, g, gid)
+		}
+		gid = g
+	}
+	return gid, nil
+}
+
+// checkGroup checks that gid is the group of room, as far as this
+// follower knows (draft-ralston-mimi-protocol-02, Section 5.5), and
+// reports whether the room is to be bound to it now (first sight). The
+// caller holds fr.mu.
+func (p *Provider) checkGroup(fr *followerRoom, room string, gid []byte) (bind bool, _ error) {
+	if fr.st.groupID != nil {
+		if !bytes.Equal(fr.st.groupID, gid) {
+			return false, fmt.Errorf("%w: %s belongs to group %x, not %x", ErrInvalid, room, fr.st.groupID, gid)
+		}
+		return false, nil
+	}
+	other, err := p.m.GroupRoom(gid)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if other != "" && other != room {
+		return false, fmt.Errorf("%w: group %x belongs to %s, not %s", ErrInvalid, gid, other, room)
+	}
+	return other == "", nil
 }
 
 // welcomeClients maps the KeyPackageRefs of a Welcome to the registered

@@ -43,6 +43,23 @@ var (
 	ErrPeer = errors.New("provider: peer provider failure")
 )
 
+// MalformedError reports a request body that does not decode as the
+// draft's TLS structure (draft-ralston-mimi-protocol-02, Section 5). It
+// matches ErrInvalid with errors.Is.
+type MalformedError struct {
+	What string // the structure, e.g. "FanoutMessage"
+	Err  error  // the decoding error
+}
+
+// Error implements error.
+func (e *MalformedError) Error() string { return "malformed " + e.What + ": " + e.Err.Error() }
+
+// Unwrap returns the decoding error.
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *MalformedError) Is(target error) bool { return target == ErrInvalid }
+
 // Raft is the replication API the provider needs: *raftnode.Node with
 // result type projections.Result satisfies it. Apply proposes a projections
 // command and returns the state machine's result; ReadBarrier makes the

@@ -130,12 +130,7 @@ func (h *Handler) notify(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	msgs, err := mimi.UnmarshalFanout(rq.body)
-	if err != nil {
-		h.text(w, http.StatusBadRequest, "malformed FanoutMessage: "+err.Error())
-		return
-	}
-	if err := h.p.Notify(r.Context(), rq.peer, rq.id.String(), rq.body, msgs); err != nil {
+	if err := h.p.Notify(r.Context(), rq.peer, rq.id.String(), rq.body); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -673,16 +673,6 @@ func TestFaultHubRestart(t *testing.T) {
 
 	for range sz.rounds {
 		for _, m := range []faultMode{slow, lostAnswer, answer500} {
-			if m == lostAnswer && os.Getenv("MIMI_RELIABILITY_KNOWN_BUGS") != "1" {
-				// Known bug (docs/reliability.md): b.example recorded a
-				// /notify whose 201 was lost; the restarted hub has lost
-				// its pinned batch, re-batches the backlog with other
-				// boundaries, and b's duplicate check (by body hash)
-				// accepts the overlapping body, so bob gets the message
-				// twice. Set MIMI_RELIABILITY_KNOWN_BUGS=1 to run it.
-				t.Log("skipping lost answer + hub restart: known duplicate-delivery bug (MIMI_RELIABILITY_KNOWN_BUGS=1 runs it)")
-				continue
-			}
 			before := p.injected[m].Load()
 			p.set(m)
 			r.send(sz.perPhase)

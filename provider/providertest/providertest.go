@@ -246,7 +246,7 @@ func (nt *Net) Notify(ctx context.Context, hub, target, room string, body []byte
 	if err != nil {
 		return err
 	}
-	return p.Notify(ctx, hub, room, body, nil)
+	return p.Notify(ctx, hub, room, body)
 }
 
 // SendFunc posts a /notify body for room to the provider target.
