@@ -213,7 +213,8 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Fatalf("example-config.json: %v", err)
 	}
 	if c.Domain != "hub.example" || c.Raft.NodeID != "hub-1" || len(c.Raft.Peers) != 2 || c.Admin.Listen != "127.0.0.1:7443" ||
-		time.Duration(c.ShutdownTimeout) != 15*time.Second || c.LogFormat != "json" || c.Resolve["peer.example"] != "10.0.0.7:8443" {
+		time.Duration(c.ShutdownTimeout) != 15*time.Second || c.LogFormat != "json" || c.Resolve["peer.example"] != "10.0.0.7:8443" ||
+		time.Duration(c.Fanout.BackoffCap) != 2*time.Minute || c.Fanout.MaxBatchMessages != 64 {
 		t.Fatalf("example: %+v", c)
 	}
 

@@ -96,6 +96,9 @@ type Config struct {
 
 	// Raft configures replication; the zero value is a standalone node.
 	Raft RaftConfig `json:"raft"`
+	// Fanout tunes delivery to follower providers; the zero value takes
+	// package fanout's defaults.
+	Fanout FanoutConfig `json:"fanout"`
 
 	// MetricsListen is the plain-HTTP listen address of /healthz,
 	// /readyz and /metrics; empty disables it.
@@ -122,6 +125,9 @@ type Config struct {
 
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// Clock is the time source of hub timestamps, KeyPackage expiry and
+	// fanout retry dates (tests, clock-skew drills); default time.Now.
+	Clock func() time.Time `json:"-"`
 	// Consent authorizes key material claims (provider.Config.Consent);
 	// nil allows every request.
 	Consent provider.ConsentFunc `json:"-"`
@@ -155,6 +161,30 @@ type TLSFiles struct {
 	CAFiles []string `json:"ca_files,omitempty"`
 	// SystemRoots adds the system's trust anchors to CAFiles.
 	SystemRoots bool `json:"system_roots,omitempty"`
+}
+
+// FanoutConfig tunes the hub's delivery of its rooms' messages to follower
+// providers (package fanout; draft-ralston-mimi-protocol-02, Section 5.5:
+// retries "respecting any guidance provided by the server in HTTP header
+// fields such as Retry-After"). Zero fields take fanout's defaults.
+type FanoutConfig struct {
+	// MaxConcurrent bounds the destinations served at once.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
+	// MaxBatchMessages and MaxBatchBytes bound one /notify body.
+	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
+	MaxBatchBytes    int `json:"max_batch_bytes,omitempty"`
+	// BackoffBase and BackoffCap shape the exponential backoff with full
+	// jitter between failed attempts.
+	BackoffBase Duration `json:"backoff_base,omitempty"`
+	BackoffCap  Duration `json:"backoff_cap,omitempty"`
+	// MaxRetryAfter caps the delay a follower may ask for.
+	MaxRetryAfter Duration `json:"max_retry_after,omitempty"`
+	// ScanInterval is the period of the backlog and leadership scan.
+	ScanInterval Duration `json:"scan_interval,omitempty"`
+	// SendTimeout bounds one POST /notify; AckTimeout the replicated
+	// acknowledgement that follows a 201.
+	SendTimeout Duration `json:"send_timeout,omitempty"`
+	AckTimeout  Duration `json:"ack_timeout,omitempty"`
 }
 
 // RaftConfig configures the Raft node (package raftnode). With Bind empty
@@ -279,6 +309,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes < 0 {
 		return bad("negative body size limit")
+	}
+	if f := &c.Fanout; f.MaxConcurrent < 0 || f.MaxBatchMessages < 0 || f.MaxBatchBytes < 0 ||
+		f.BackoffBase < 0 || f.BackoffCap < 0 || f.MaxRetryAfter < 0 || f.ScanInterval < 0 || f.SendTimeout < 0 || f.AckTimeout < 0 {
+		return bad("fanout: negative limit or duration")
+	} else if f.BackoffCap != 0 && f.BackoffCap < f.BackoffBase {
+		return bad("fanout: backoff_cap below backoff_base")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return bad("tls: cert_file and key_file go together")

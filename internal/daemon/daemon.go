@@ -256,6 +256,16 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		IsLeader: d.node.IsLeader,
 		Logger:   d.log.With("component", "fanout"),
 		Metrics:  d.metrics.fanout(),
+
+		MaxConcurrent: cfg.Fanout.MaxConcurrent,
+		Limits:        fanout.Limits{MaxMessages: cfg.Fanout.MaxBatchMessages, MaxBytes: cfg.Fanout.MaxBatchBytes},
+		BackoffBase:   time.Duration(cfg.Fanout.BackoffBase),
+		BackoffCap:    time.Duration(cfg.Fanout.BackoffCap),
+		MaxRetryAfter: time.Duration(cfg.Fanout.MaxRetryAfter),
+		ScanInterval:  time.Duration(cfg.Fanout.ScanInterval),
+		SendTimeout:   time.Duration(cfg.Fanout.SendTimeout),
+		AckTimeout:    time.Duration(cfg.Fanout.AckTimeout),
+		Now:           cfg.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: fanout: %w", err)
@@ -270,6 +280,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Logger:           d.log.With("component", "provider"),
 		Consent:          cfg.Consent,
 		KickDestinations: d.kickDestinations,
+		Clock:            cfg.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: provider: %w", err)

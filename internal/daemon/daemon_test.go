@@ -55,6 +55,9 @@ type fabric struct {
 	resolve map[string]string
 	nodes   map[string]*node
 	http    *http.Client
+	// wrapSM, if set for a domain, wraps its state machine at the next
+	// start (storage fault injection).
+	wrapSM map[string]func(machineSM) machineSM
 }
 
 func listenLoopback(t *testing.T, addr string) net.Listener {
@@ -110,6 +113,7 @@ func (f *fabric) start(domain string, fl, ml net.Listener) {
 		Listener: fl, MetricsListener: ml, Resolve: f.resolve,
 		ShutdownTimeout: Duration(5 * time.Second),
 		Logger:          testLogger(f.t),
+		testWrapSM:      f.wrapSM[domain],
 	})
 	if err != nil {
 		f.t.Fatal(err)

@@ -249,6 +249,11 @@ func TestConfigErrors(t *testing.T) {
 			c.Admin.Listen = "127.0.0.1:0"
 		}},
 		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }},
+		{"negative fanout timeout", func(c *Config) { c.Fanout.SendTimeout = Duration(-time.Second) }},
+		{"negative fanout batch", func(c *Config) { c.Fanout.MaxBatchMessages = -1 }},
+		{"fanout backoff cap below base", func(c *Config) {
+			c.Fanout.BackoffBase, c.Fanout.BackoffCap = Duration(time.Second), Duration(time.Millisecond)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok

@@ -162,12 +162,13 @@ func startProxy(t *testing.T, f *fabric, ln net.Listener, bAddr string) *faultPr
 
 // newFaultFabric is newFabric with, when proxied, a.example and c.example
 // resolving b.example to a fault proxy instead of b's listener.
-func newFaultFabric(t *testing.T, ctx context.Context, proxied bool) (*fabric, *faultProxy) {
+func newFaultFabric(t *testing.T, ctx context.Context, proxied bool, wrapSM map[string]func(machineSM) machineSM) (*fabric, *faultProxy) {
 	tmp := t.TempDir()
 	f := &fabric{
 		t: t, ctx: ctx, caDir: filepath.Join(tmp, "ca"),
 		resolve: map[string]string{}, nodes: map[string]*node{},
-		http: &http.Client{Timeout: 10 * time.Second},
+		http:   &http.Client{Timeout: 10 * time.Second},
+		wrapSM: wrapSM,
 	}
 	t.Cleanup(f.http.CloseIdleConnections)
 	domains := []string{"a.example", "b.example", "c.example"}
@@ -557,7 +558,7 @@ func TestFaultFollowerOutage(t *testing.T) {
 	sz := sizes()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	f, _ := newFaultFabric(t, ctx, false)
+	f, _ := newFaultFabric(t, ctx, false, nil)
 	defer f.closeAll()
 	r := newFaultRig(t, ctx, f)
 	r.send(sz.perPhase)
@@ -612,7 +613,7 @@ func TestFaultFollowerErrors(t *testing.T) {
 	sz := sizes()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	f, p := newFaultFabric(t, ctx, true)
+	f, p := newFaultFabric(t, ctx, true, nil)
 	defer f.closeAll()
 	r := newFaultRig(t, ctx, f)
 	r.send(2)
@@ -656,6 +657,67 @@ func TestFaultFollowerErrors(t *testing.T) {
 		sz.rounds, strings.Join(inj, " "), retriesTotal(f, r.a), attempts, maxWait.Round(time.Millisecond)))
 }
 
+// TestFaultFollowerStorage: b.example's storage fails while the hub
+// delivers to it. /notify answers 503 with Retry-After, b turns unready
+// and its state does not change; once b is restarted with working
+// storage, the hub's retries deliver everything once and in order. The
+// command whose state-machine write failed is in b's Raft log and is
+// re-applied at the restart, so the retried body overlaps what b has
+// taken: the per-message dedup keeps bob's inbox exact.
+func TestFaultFollowerStorage(t *testing.T) {
+	sz := sizes()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var faulty *faultySM
+	f, _ := newFaultFabric(t, ctx, false, map[string]func(machineSM) machineSM{
+		"b.example": func(m machineSM) machineSM {
+			faulty = &faultySM{machineSM: m}
+			return faulty
+		},
+	})
+	defer f.closeAll()
+	r := newFaultRig(t, ctx, f)
+	r.send(2)
+	r.waitDelivered(60 * time.Second)
+
+	before, err := r.b.d.Machine().Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty.fail.Store(true)
+	r.send(sz.perPhase)
+	var st fanout.DestinationStatus
+	for deadline := time.Now().Add(30 * time.Second); st.LastStatus != http.StatusServiceUnavailable; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub never got 503 from b.example: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+		sts, err := r.a.d.Fanout().Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range sts {
+			if s.Destination == "b.example" {
+				st = s
+			}
+		}
+	}
+	if ok, reason := r.b.d.Ready(); ok || !strings.Contains(reason, "storage failure") {
+		t.Fatalf("b.example Ready = %v %q", ok, reason)
+	}
+	after, err := r.b.d.Machine().Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("b.example's state changed under a storage failure")
+	}
+	f.wrapSM = nil
+	r.restart(r.b, 100*time.Millisecond)
+	r.waitDelivered(90 * time.Second)
+	r.figures("follower-storage", fmt.Sprintf("first refusal=%d %q", st.LastStatus, st.LastError))
+}
+
 // TestFaultHubRestart: a.example (the hub) is closed while deliveries to
 // b.example are pending or in flight (slow follower, answers lost after b
 // processed them, follower refusing with 500) and restarted on the same
@@ -665,7 +727,7 @@ func TestFaultHubRestart(t *testing.T) {
 	sz := sizes()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	f, p := newFaultFabric(t, ctx, true)
+	f, p := newFaultFabric(t, ctx, true, nil)
 	defer f.closeAll()
 	r := newFaultRig(t, ctx, f)
 	r.send(2)
@@ -709,7 +771,7 @@ func TestFaultHubRestart(t *testing.T) {
 func TestFaultKeyPackageExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f, _ := newFaultFabric(t, ctx, false)
+	f, _ := newFaultFabric(t, ctx, false, nil)
 	defer f.closeAll()
 	a, b := f.nodes["a.example"], f.nodes["b.example"]
 	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
