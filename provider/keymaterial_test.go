@@ -274,7 +274,21 @@ func TestUploadKeyPackages(t *testing.T) {
 	if _, err := c.P.UploadKeyPackages(ctx, cathy.Client, []*wire.KeyPackage{cathy.KeyPackage(t, nil)}); !errors.Is(err, provider.ErrUnknownClient) {
 		t.Fatalf("unregistered: %v", err)
 	}
+	// Nor has an unregistered client an inbox to read or acknowledge.
+	before := c.Digest(t)
+	if _, err := c.P.Inbox(cathy.Client, 0, 0); !errors.Is(err, provider.ErrUnknownClient) {
+		t.Fatalf("inbox of an unregistered client: %v", err)
+	}
+	if err := c.P.Ack(ctx, cathy.Client, 0); !errors.Is(err, provider.ErrUnknownClient) {
+		t.Fatalf("ack of an unregistered client: %v", err)
+	}
+	if string(before) != string(c.Digest(t)) {
+		t.Fatal("state changed")
+	}
 	cathy.Register(t, c)
+	if es, err := c.P.Inbox(cathy.Client, 0, 0); err != nil || len(es) != 0 {
+		t.Fatalf("empty inbox: %v %v", es, err)
+	}
 	if _, err := c.P.UploadKeyPackages(ctx, cathy.Client, []*wire.KeyPackage{other.KeyPackage(t, nil)}); !errors.Is(err, provider.ErrInvalid) {
 		t.Fatalf("another client's KeyPackage: %v", err)
 	}

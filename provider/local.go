@@ -292,8 +292,12 @@ type InboxEntry struct {
 // Inbox returns up to limit (0: all) unacknowledged messages of a local
 // client from inbox position from, oldest first: the messages the hub or
 // a /notify delivered for it (draft-ralston-mimi-protocol-02, Section 5.5,
-// "[[ Welcome, RatchetTree? ]]" and "[[ Commit ]]" to clients).
+// "[[ Welcome, RatchetTree? ]]" and "[[ Commit ]]" to clients). An
+// unregistered client is ErrUnknownClient.
 func (p *Provider) Inbox(client string, from uint64, limit int) ([]InboxEntry, error) {
+	if _, err := p.localClient(client); err != nil {
+		return nil, err
+	}
 	ds, err := p.m.ClientInbox(client, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -311,14 +315,20 @@ func (p *Provider) Inbox(client string, from uint64, limit int) ([]InboxEntry, e
 
 // Ack acknowledges every inbox entry of a local client up to and including
 // upTo (draft-ralston-mimi-protocol-02, Section 5.5: delivery to the
-// client); acknowledging nothing new is not an error.
+// client); acknowledging nothing new is not an error, an unregistered
+// client is ErrUnknownClient.
 func (p *Provider) Ack(ctx context.Context, client string, upTo uint64) error {
-	cmd := &projections.Command{Ops: []projections.Op{projections.EventOp("", p.nowMillis(),
-		&eventlog.ClientDelivered{Client: client, UpTo: upTo})}}
+	cmd := &projections.Command{
+		Conditions: []projections.Condition{projections.ClientIsRegistered(client)},
+		Ops: []projections.Op{projections.EventOp("", p.nowMillis(),
+			&eventlog.ClientDelivered{Client: client, UpTo: upTo})},
+	}
 	_, err := p.applyOK(ctx, cmd)
 	switch {
 	case err == nil, errors.Is(err, projections.ErrStaleAck):
 		return nil
+	case errors.Is(err, projections.ErrUnknownClient):
+		return fmt.Errorf("%w: %s", ErrUnknownClient, client)
 	case errors.Is(err, projections.ErrAckBeyondQueue):
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
