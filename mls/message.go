@@ -259,7 +259,8 @@ func ratchetType(ct wire.ContentType) keyschedule.RatchetType {
 
 // senderGeneration decrypts the sender data of an already authenticated
 // PrivateMessage to learn the generation it used (RFC 9420, Section
-// 6.3.2); framing does not report it and the secret-tree log needs it.
+// 6.3.2); framing does not report it and the persisted secret tree
+// (epochKeys.noteUsed) needs it.
 func (g *Group) senderGeneration(senderDataSecret []byte, m *wire.PrivateMessage) (uint32, error) {
 	key, nonce, err := keyschedule.SenderDataKeyNonce(g.suite, senderDataSecret, m.Ciphertext)
 	if err != nil {

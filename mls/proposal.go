@@ -125,7 +125,7 @@ func (g *Group) protect(s *groupState, ac *wire.AuthenticatedContent) (*wire.MLS
 		return nil, err
 	}
 	// ProtectPrivate used the next generation of our ratchet; read it back
-	// from the sender data for the secret-tree log.
+	// from the sender data for the persisted secret tree.
 	gen, err := g.senderGeneration(s.secrets.SenderDataSecret, pm)
 	if err != nil {
 		return nil, err

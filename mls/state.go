@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,13 +14,11 @@ import (
 	"github.com/openmimi/mimi/mls/wire"
 )
 
-// stateVersion is the format version of MarshalState output.
-const stateVersion = 1
-
-// maxRebuildGeneration bounds the ratchet generations UnmarshalState
-// re-derives per sender and epoch, so that a corrupt state cannot make
-// loading run for hours.
-const maxRebuildGeneration = 1 << 20
+// stateVersion is the format version of MarshalState output. Version 2
+// stores each epoch's secret tree as keyschedule.SecretTree.MarshalBinary
+// output instead of version 1's encryption_secret and ratchet logs;
+// version 1 states are refused with ErrStateCorrupt.
+const stateVersion = 2
 
 // MarshalState serializes the group's state so that it can be persisted
 // and restored with UnmarshalState. The encoding is deterministic (the
@@ -32,12 +29,19 @@ const maxRebuildGeneration = 1 << 20
 // TreeKEM private keys (as the leaf's HPKE private key and the path
 // secrets of the parent nodes held), the epoch secrets (init_secret,
 // exporter, sender data, membership, resumption, ...) and, for the current
-// epoch and each kept past epoch, the encryption_secret at the root of the
-// secret tree with a log of the consumed generations. Because the secret
-// tree root is stored (mls/keyschedule offers no export of a partially
-// consumed tree), a stolen copy of persisted state can decrypt every
-// message of the stored epochs, including already consumed ones: keep
-// Config.PastEpochs small and encrypt the storage.
+// epoch and each kept past epoch, what remains of the secret tree under
+// the deletion schedule of RFC 9420, Section 9.2: the node secrets not yet
+// expanded, each used sender's current ratchet secrets and the keys of
+// skipped generations still retained for out-of-order delivery. It holds
+// neither the encryption_secret of an epoch whose tree was used nor any
+// key that was consumed by an accepted message, so a stolen copy cannot
+// decrypt messages already received or sent, but it can decrypt every
+// later message of the stored epochs (and read everything the other
+// secrets protect): keep Config.PastEpochs small and encrypt the storage.
+//
+// A message that Process rejects leaves MarshalState unchanged, even if
+// it decrypted: its key stays in the persisted state (the in-memory tree
+// has consumed it).
 //
 // A pending commit (PendingCommit) and the Config are not part of the
 // state.
@@ -132,52 +136,35 @@ func secretFields(e *keyschedule.EpochSecrets) []*[]byte {
 }
 
 func marshalKeys(w *codec.Writer, k *epochKeys) {
-	w.Opaque(k.encSecret)
-	w.U32(k.nLeaves)
-	ids := slices.SortedFunc(maps.Keys(k.logs), func(a, b ratchetID) int {
-		return cmp.Or(cmp.Compare(a.leaf, b.leaf), cmp.Compare(a.typ, b.typ))
-	})
-	w.Vector(func(w *codec.Writer) {
-		for _, id := range ids {
-			l := k.logs[id]
-			w.U32(id.leaf)
-			w.U8(uint8(id.typ))
-			w.U32(l.head)
-			w.Vector(func(w *codec.Writer) {
-				for _, g := range l.avail {
-					w.U32(g)
-				}
-			})
-		}
-	})
+	b, err := k.marshal()
+	if err != nil {
+		w.Fail(err)
+		return
+	}
+	w.Opaque(b)
+	clear(b)
 }
 
 func unmarshalKeys(r *codec.Reader, s *cipher.Suite, cfg *Config) *epochKeys {
-	k := &epochKeys{
-		suite:      s,
-		encSecret:  r.Opaque("state.keys.encryption_secret"),
-		nLeaves:    r.U32("state.keys.leaves"),
-		maxForward: cfg.maxForward(),
-		maxSkipped: cfg.maxSkipped(),
-		logs:       map[ratchetID]*ratchetLog{},
+	b := r.Opaque("state.keys.secret_tree")
+	if r.Err() != nil {
+		return nil
 	}
-	r.Vector("state.keys.logs", func(r *codec.Reader) {
-		id := ratchetID{leaf: r.U32("log.leaf"), typ: keyschedule.RatchetType(r.U8("log.type"))}
-		l := &ratchetLog{head: r.U32("log.head")}
-		r.Vector("log.avail", func(r *codec.Reader) { l.avail = append(l.avail, r.U32("log.avail")) })
-		if id.typ > keyschedule.Application || l.head > maxRebuildGeneration || l.head == 0 && len(l.avail) > 0 || !slices.IsSorted(l.avail) ||
-			len(l.avail) > 0 && l.avail[len(l.avail)-1] >= l.head || k.logs[id] != nil || id.leaf >= k.nLeaves {
-			r.Fail("state.keys.logs", fmt.Errorf("%w: bad ratchet log", ErrStateCorrupt))
-			return
-		}
-		k.logs[id] = l
-	})
+	k, err := unmarshalEpochKeys(s, b, cfg)
+	clear(b)
+	if err != nil {
+		r.Fail("state.keys.secret_tree", err)
+		return nil
+	}
 	return k
 }
 
 // UnmarshalState restores a group from MarshalState output, with the
-// given configuration. It checks the state's consistency (tree hash,
-// private keys against the tree) and rebuilds the secret trees.
+// given configuration, whose receive window (MaxForwardDistance,
+// MaxSkippedKeys) applies to the restored secret trees. It checks the
+// state's consistency (tree hash, private keys against the tree, secret
+// tree structure). Malformed input, including states of an older format
+// version, fails with ErrStateCorrupt.
 func UnmarshalState(data []byte, cfg Config) (*Group, error) {
 	r := codec.NewReader(bytes.Clone(data))
 	if v := r.U8("state.version"); r.Err() == nil && v != stateVersion {
@@ -253,7 +240,7 @@ func UnmarshalState(data []byte, cfg Config) (*Group, error) {
 	if err != nil || !bytes.Equal(th, s.ctx.TreeHash) {
 		return nil, fmt.Errorf("%w: tree hash does not match the GroupContext (%v)", ErrStateCorrupt, err)
 	}
-	if s.keys.nLeaves != s.tree.LeafCount() {
+	if s.keys.leaves() != s.tree.LeafCount() {
 		return nil, fmt.Errorf("%w: secret tree size", ErrStateCorrupt)
 	}
 	if s.priv, err = tree.NewPrivateState(suite, s.me, s.leafPriv); err != nil {
@@ -269,14 +256,6 @@ func UnmarshalState(data []byte, cfg Config) (*Group, error) {
 	}
 	if s.tree.Leaf(s.me) == nil {
 		return nil, fmt.Errorf("%w: own leaf %d is blank", ErrStateCorrupt, s.me)
-	}
-	if err := s.keys.rebuild(); err != nil {
-		return nil, err
-	}
-	for _, p := range s.past {
-		if err := p.keys.rebuild(); err != nil {
-			return nil, err
-		}
 	}
 	return &Group{cfg: cfg, suite: suite, s: s}, nil
 }

@@ -15,6 +15,9 @@
 // nonces from an epoch's encryption_secret. Node secrets are derived lazily
 // and deleted following the deletion schedule of Section 9.2; receiving
 // tolerates out-of-order generations within a bounded window.
+// MarshalBinary and UnmarshalSecretTree persist a SecretTree with exactly
+// the secrets it still holds, so that stored state follows the deletion
+// schedule too.
 //
 // The package keeps no global state. Derivation functions are pure; a
 // SecretTree is mutable and must be used from one goroutine at a time.
