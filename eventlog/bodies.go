@@ -454,6 +454,33 @@ func (b *GroupBound) MarshalMLS(w *codec.Writer) { w.Opaque(b.GroupID) }
 // UnmarshalMLS implements codec.Unmarshaler.
 func (b *GroupBound) UnmarshalMLS(r *codec.Reader) { b.GroupID = r.Opaque("group_bound.group_id") }
 
+// NotifyDedupPruned makes a follower forget, oldest first, at most Limit
+// entries of its notify dedup set (draft-ralston-mimi-protocol-02, Section
+// 5.5) that were accepted before OlderThan (milliseconds since the Unix
+// epoch, the accepting event's timestamp). A hub re-sends a message only
+// until it sees the 201, so entries past a retention far longer than any
+// retry schedule are not needed; a hub that comes back after longer could
+// deliver a message twice.
+type NotifyDedupPruned struct {
+	OlderThan uint64
+	Limit     uint32
+}
+
+// EventType implements Body.
+func (*NotifyDedupPruned) EventType() Type { return TypeNotifyDedupPruned }
+
+// MarshalMLS implements codec.Marshaler.
+func (b *NotifyDedupPruned) MarshalMLS(w *codec.Writer) {
+	w.U64(b.OlderThan)
+	w.U32(b.Limit)
+}
+
+// UnmarshalMLS implements codec.Unmarshaler.
+func (b *NotifyDedupPruned) UnmarshalMLS(r *codec.Reader) {
+	b.OlderThan = r.U64("notify_dedup_pruned.older_than")
+	b.Limit = r.U32("notify_dedup_pruned.limit")
+}
+
 // FanoutEnqueued queues one part of an earlier event for delivery to each
 // destination provider (draft-ralston-mimi-protocol-02, Section 5.5). The
 // source event is the one Back positions before this event in the global

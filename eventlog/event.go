@@ -35,6 +35,7 @@ const (
 	TypeClientEnqueued             Type = 15 // a message queued for a local client
 	TypeClientDelivered            Type = 16 // a local client acknowledged its inbox
 	TypeGroupBound                 Type = 17 // Section 5.5: follower bound a room to its MLS group
+	TypeNotifyDedupPruned          Type = 18 // Section 5.5: follower forgot old notify dedup entries
 )
 
 var typeNames = map[Type]string{
@@ -55,6 +56,7 @@ var typeNames = map[Type]string{
 	TypeClientEnqueued:             "ClientEnqueued",
 	TypeClientDelivered:            "ClientDelivered",
 	TypeGroupBound:                 "GroupBound",
+	TypeNotifyDedupPruned:          "NotifyDedupPruned",
 }
 
 // String returns the type's name.
@@ -68,7 +70,7 @@ func (t Type) String() string {
 // Types lists every defined event type in ascending order.
 func Types() []Type {
 	out := make([]Type, 0, len(typeNames))
-	for t := TypeClientRegistered; t <= TypeGroupBound; t++ {
+	for t := TypeClientRegistered; t <= TypeNotifyDedupPruned; t++ {
 		out = append(out, t)
 	}
 	return out
@@ -111,6 +113,8 @@ func NewBody(t Type) Body {
 		return &ClientDelivered{}
 	case TypeGroupBound:
 		return &GroupBound{}
+	case TypeNotifyDedupPruned:
+		return &NotifyDedupPruned{}
 	}
 	return nil
 }

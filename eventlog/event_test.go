@@ -39,6 +39,7 @@ func samples() []eventlog.Event {
 		eventlog.New("room1", 15, &eventlog.ClientEnqueued{Clients: []string{"c1"}, Back: 2, Part: eventlog.PartMessage, Index: 3}),
 		eventlog.New("", 16, &eventlog.ClientDelivered{Client: "c1", UpTo: 1}),
 		eventlog.New("room1", 17, &eventlog.GroupBound{GroupID: b("group")}),
+		eventlog.New("", 18, &eventlog.NotifyDedupPruned{OlderThan: 1_800_000_000_000, Limit: 1000}),
 	}
 }
 

@@ -162,7 +162,7 @@ func (t *tx) rebind(b *pebble.Batch) error {
 // than reading single keys).
 func needsRangeRead(ev *eventlog.Event) bool {
 	switch ev.Type() {
-	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted:
+	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted, eventlog.TypeNotifyDedupPruned:
 		return true
 	}
 	return false
@@ -379,6 +379,8 @@ func (t *tx) applyEvent(ev *eventlog.Event) error {
 		return t.notifyAccepted(ev, b)
 	case *eventlog.GroupBound:
 		return t.groupBound(ev, b)
+	case *eventlog.NotifyDedupPruned:
+		return t.pruneNotifyDedup(b)
 	case *eventlog.FanoutEnqueued:
 		return t.enqueue(ev, b.Destinations, b.Back, b.Part, 0, false)
 	case *eventlog.FanoutDelivered:
@@ -863,7 +865,47 @@ func (t *tx) notifyAccepted(ev *eventlog.Event, b *eventlog.NotifyAccepted) erro
 		}
 		return fmt.Errorf("%w: hub %q body %x", ErrDuplicateNotify, b.Hub, b.BodyHash[:8])
 	}
+	if err := t.put(notifyAgeKey(ev.Seq, b.Hub, b.BodyHash), &notifyAge{Timestamp: ev.Timestamp, Key: k}); err != nil {
+		return err
+	}
 	return t.put(k, &notifyRecord{Seq: ev.Seq, Room: ev.Room})
+}
+
+// maxPruneLimit bounds the work of one NotifyDedupPruned event.
+const maxPruneLimit = 100_000
+
+// pruneNotifyDedup forgets, oldest first, at most b.Limit dedup entries
+// accepted before b.OlderThan; it stops at the first younger entry.
+func (t *tx) pruneNotifyDedup(b *eventlog.NotifyDedupPruned) error {
+	if b.Limit == 0 || b.Limit > maxPruneLimit {
+		return invalid("prune limit %d outside 1..%d", b.Limit, maxPruneLimit)
+	}
+	var keys [][]byte
+	var ages []notifyAge
+	err := eachUnder(t.r, pNotifyAge, nil, func(k, v []byte) (bool, error) {
+		var a notifyAge
+		if err := decode(v, "notify age", &a); err != nil || a.Timestamp >= b.OlderThan {
+			return false, err
+		}
+		keys = append(keys, append([]byte(nil), k...))
+		ages = append(ages, a)
+		return len(keys) < int(b.Limit), nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		if err := t.del(k); err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(ages[i].Key, pNotify) {
+			return fmt.Errorf("%w: notify age entry names key %x", ErrCorruptState, ages[i].Key)
+		}
+		if err := t.del(ages[i].Key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // source resolves and validates the event a delivery refers to.

@@ -21,6 +21,7 @@ var (
 	pAvailable  = []byte("p/kpa/")  // + c(client) + be16(suite) + be64(notAfter) + be64(uploadSeq) + be32(i)
 	pHubRoute   = []byte("p/hrt/")  // + c(ref)
 	pNotify     = []byte("p/ntf/")  // + c(hub) + c(hash)
+	pNotifyAge  = []byte("p/ntfq/") // + be64(seq) + c(hub) + c(hash): dedup entries in acceptance order
 	pMessage    = []byte("p/amsg/") // + c(room) + be64(epoch) + c(hash)
 	pGroupRoom  = []byte("p/fgrp/") // + c(group ID): followed room of a group
 	pRoomGroup  = []byte("p/frg/")  // + c(room): group of a followed room
@@ -62,6 +63,9 @@ func availKey(k *KeyPackage) []byte {
 }
 func hubRouteKey(ref []byte) []byte            { return key(pHubRoute, string(ref)) }
 func notifyKey(hub string, hash []byte) []byte { return key(pNotify, hub, string(hash)) }
+func notifyAgeKey(seq uint64, hub string, hash []byte) []byte {
+	return eventlog.AppendKeyString(eventlog.AppendKeyString(be64(append([]byte(nil), pNotifyAge...), seq), hub), string(hash))
+}
 func messageKey(room string, epoch uint64, hash []byte) []byte {
 	return eventlog.AppendKeyString(be64(key(pMessage, room), epoch), string(hash))
 }

@@ -648,3 +648,50 @@ func TestGroupBound(t *testing.T) {
 	h.ok(nil, ev("r2", 3, &eventlog.GroupBound{GroupID: []byte("g2")}))
 	replayCheck(t, h)
 }
+
+// TestNotifyDedupPruned: the notify dedup set forgets its oldest entries,
+// by acceptance time and at most Limit per event
+// (draft-ralston-mimi-protocol-02, Section 5.5); replay agrees.
+func TestNotifyDedupPruned(t *testing.T) {
+	h := newHarness(t)
+	if _, found, err := h.m.OldestNotifyDedup(); err != nil || found {
+		t.Fatalf("empty set: found=%v %v", found, err)
+	}
+	var hashes [][]byte
+	for i, ts := range []uint64{10, 20, 30, 40} {
+		body := []byte(fmt.Sprint("fanout message ", i))
+		hash := eventlog.NotifyHash("room", body)
+		hashes = append(hashes, hash)
+		h.ok(nil, ev("room", ts, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: hash, Body: body}))
+	}
+	seen := func() (out []bool) {
+		for _, hash := range hashes {
+			ok, err := h.m.NotifySeen("hub.example", hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ok)
+		}
+		return out
+	}
+	for _, bad := range []eventlog.NotifyDedupPruned{{OlderThan: 100, Limit: 0}, {OlderThan: 100, Limit: 1_000_000}} {
+		if r := h.apply(nil, ev("", 50, &bad)); !errors.Is(r.Err, projections.ErrInvalidEvent) {
+			t.Fatalf("%+v: %v", bad, r.Err)
+		}
+	}
+	// Older than 35, at most 1: only the first goes.
+	h.ok(nil, ev("", 50, &eventlog.NotifyDedupPruned{OlderThan: 35, Limit: 1}))
+	if got := fmt.Sprint(seen()); got != "[false true true true]" {
+		t.Fatalf("after the first prune: %s", got)
+	}
+	if ts, found, err := h.m.OldestNotifyDedup(); err != nil || !found || ts != 20 {
+		t.Fatalf("oldest = %d %v %v, want 20", ts, found, err)
+	}
+	h.ok(nil, ev("", 51, &eventlog.NotifyDedupPruned{OlderThan: 35, Limit: 100}))
+	if got := fmt.Sprint(seen()); got != "[false false false true]" {
+		t.Fatalf("after the second prune: %s", got)
+	}
+	// A forgotten message is new again.
+	h.ok(nil, ev("room", 60, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: hashes[0], Body: []byte("fanout message 0")}))
+	replayCheck(t, h)
+}

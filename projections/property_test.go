@@ -159,6 +159,9 @@ func (g *gen) op() (projections.Op, int) {
 		c, _ := g.h.m.FanoutCursor(d)
 		return ev("", g.now, &eventlog.FanoutDelivered{Destination: d, UpTo: g.jitter(c.Acked + uint64(g.rnd.IntN(int(c.Pending())+1)))}), 1
 	case 12:
+		if g.rnd.IntN(6) == 0 {
+			return ev("", g.now, &eventlog.NotifyDedupPruned{OlderThan: g.now - uint64(g.rnd.IntN(200_000)), Limit: uint32(1 + g.rnd.IntN(5))}), 1
+		}
 		c := g.pick(genClients)
 		cur, _ := g.h.m.InboxCursor(c)
 		return ev("", g.now, &eventlog.ClientDelivered{Client: c, UpTo: g.jitter(cur.Acked + uint64(g.rnd.IntN(int(cur.Pending())+1)))}), 1

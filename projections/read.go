@@ -294,6 +294,21 @@ func (m *Machine) GroupRoom(gid []byte) (string, error) {
 	return rec.Room, err
 }
 
+// OldestNotifyDedup returns the acceptance timestamp of the oldest entry
+// of the notify dedup set (draft-ralston-mimi-protocol-02, Section 5.5),
+// and false if the set is empty; see eventlog.NotifyDedupPruned.
+func (m *Machine) OldestNotifyDedup() (uint64, bool, error) {
+	var a notifyAge
+	var found bool
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, pNotifyAge, nil, func(_, v []byte) (bool, error) {
+			found = true
+			return false, decode(v, "notify age", &a)
+		})
+	})
+	return a.Timestamp, found, err
+}
+
 // NotifySeen reports whether a notify body with this SHA-256 hash was
 // accepted from hub (draft-ralston-mimi-protocol-02, Section 5.5).
 func (m *Machine) NotifySeen(hub string, hash []byte) (bool, error) {

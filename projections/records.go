@@ -327,6 +327,23 @@ func (m *MessageRecord) unmarshal(r *codec.Reader) {
 	m.Timestamp = r.U64("message.timestamp")
 }
 
+// notifyAge is an entry of the dedup set's acceptance-order index: the
+// accepting event's timestamp and the dedup entry's key.
+type notifyAge struct {
+	Timestamp uint64
+	Key       []byte
+}
+
+func (n *notifyAge) marshal(w *codec.Writer) {
+	w.U64(n.Timestamp)
+	w.Opaque(n.Key)
+}
+
+func (n *notifyAge) unmarshal(r *codec.Reader) {
+	n.Timestamp = r.U64("notify_age.timestamp")
+	n.Key = r.Opaque("notify_age.key")
+}
+
 type record interface {
 	marshal(w *codec.Writer)
 	unmarshal(r *codec.Reader)

@@ -67,6 +67,8 @@ func Summarize(ev *eventlog.Event) string {
 		return fmt.Sprintf("client=%s up_to=%d", b.Client, b.UpTo)
 	case *eventlog.GroupBound:
 		return fmt.Sprintf("group_id=%s", short(b.GroupID))
+	case *eventlog.NotifyDedupPruned:
+		return fmt.Sprintf("older_than=%d limit=%d", b.OlderThan, b.Limit)
 	case nil:
 		return "(no body)"
 	}

@@ -99,6 +99,12 @@ type Config struct {
 	// Fanout tunes delivery to follower providers; the zero value takes
 	// package fanout's defaults.
 	Fanout FanoutConfig `json:"fanout"`
+	// NotifyRetention is how long this provider, as a follower, remembers
+	// each FanoutMessage it took, to acknowledge and ignore a hub's
+	// re-send (Section 5.5); default DefaultNotifyRetention. It must far
+	// exceed any hub's retry schedule: a hub that re-sends a message after
+	// it was forgotten delivers it twice.
+	NotifyRetention Duration `json:"notify_retention,omitempty"`
 
 	// MetricsListen is the plain-HTTP listen address of /healthz,
 	// /readyz and /metrics; empty disables it.
@@ -306,6 +312,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if c.NotifyRetention < 0 {
+		return bad("negative notify_retention")
+	}
+	if c.NotifyRetention == 0 {
+		c.NotifyRetention = Duration(DefaultNotifyRetention)
 	}
 	if c.MaxBodyBytes < 0 {
 		return bad("negative body size limit")

@@ -401,6 +401,9 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.fanoutDone = make(chan struct{})
 	go func() {
 		defer close(d.fanoutDone)
+		var pruner sync.WaitGroup
+		pruner.Go(func() { d.runNotifyPruner(fctx) })
+		defer pruner.Wait()
 		if err := d.engine.Run(fctx); err != nil {
 			d.fail(fmt.Errorf("daemon: fanout: %w", err))
 		}
