@@ -481,6 +481,31 @@ func (b *NotifyDedupPruned) UnmarshalMLS(r *codec.Reader) {
 	b.Limit = r.U32("notify_dedup_pruned.limit")
 }
 
+// KeyPackagesExpired withdraws, oldest not_after first, at most Limit
+// unclaimed KeyPackages whose lifetime ended before Now (milliseconds since
+// the Unix epoch; RFC 9420, Section 7.2 lifetime). Such KeyPackages are
+// never handed out (draft-ralston-mimi-protocol-02, Section 5.2); this
+// reclaims their storage. Claimed KeyPackages stay: they route Welcomes.
+type KeyPackagesExpired struct {
+	Now   uint64
+	Limit uint32
+}
+
+// EventType implements Body.
+func (*KeyPackagesExpired) EventType() Type { return TypeKeyPackagesExpired }
+
+// MarshalMLS implements codec.Marshaler.
+func (b *KeyPackagesExpired) MarshalMLS(w *codec.Writer) {
+	w.U64(b.Now)
+	w.U32(b.Limit)
+}
+
+// UnmarshalMLS implements codec.Unmarshaler.
+func (b *KeyPackagesExpired) UnmarshalMLS(r *codec.Reader) {
+	b.Now = r.U64("key_packages_expired.now")
+	b.Limit = r.U32("key_packages_expired.limit")
+}
+
 // FanoutEnqueued queues one part of an earlier event for delivery to each
 // destination provider (draft-ralston-mimi-protocol-02, Section 5.5). The
 // source event is the one Back positions before this event in the global

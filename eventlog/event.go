@@ -36,6 +36,7 @@ const (
 	TypeClientDelivered            Type = 16 // a local client acknowledged its inbox
 	TypeGroupBound                 Type = 17 // Section 5.5: follower bound a room to its MLS group
 	TypeNotifyDedupPruned          Type = 18 // Section 5.5: follower forgot old notify dedup entries
+	TypeKeyPackagesExpired         Type = 19 // Section 5.2: unclaimed KeyPackages past not_after withdrawn
 )
 
 var typeNames = map[Type]string{
@@ -57,6 +58,7 @@ var typeNames = map[Type]string{
 	TypeClientDelivered:            "ClientDelivered",
 	TypeGroupBound:                 "GroupBound",
 	TypeNotifyDedupPruned:          "NotifyDedupPruned",
+	TypeKeyPackagesExpired:         "KeyPackagesExpired",
 }
 
 // String returns the type's name.
@@ -70,7 +72,7 @@ func (t Type) String() string {
 // Types lists every defined event type in ascending order.
 func Types() []Type {
 	out := make([]Type, 0, len(typeNames))
-	for t := TypeClientRegistered; t <= TypeNotifyDedupPruned; t++ {
+	for t := TypeClientRegistered; t <= TypeKeyPackagesExpired; t++ {
 		out = append(out, t)
 	}
 	return out
@@ -115,6 +117,8 @@ func NewBody(t Type) Body {
 		return &GroupBound{}
 	case TypeNotifyDedupPruned:
 		return &NotifyDedupPruned{}
+	case TypeKeyPackagesExpired:
+		return &KeyPackagesExpired{}
 	}
 	return nil
 }

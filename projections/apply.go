@@ -162,7 +162,7 @@ func (t *tx) rebind(b *pebble.Batch) error {
 // than reading single keys).
 func needsRangeRead(ev *eventlog.Event) bool {
 	switch ev.Type() {
-	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted, eventlog.TypeNotifyDedupPruned:
+	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted, eventlog.TypeNotifyDedupPruned, eventlog.TypeKeyPackagesExpired:
 		return true
 	}
 	return false
@@ -381,6 +381,8 @@ func (t *tx) applyEvent(ev *eventlog.Event) error {
 		return t.groupBound(ev, b)
 	case *eventlog.NotifyDedupPruned:
 		return t.pruneNotifyDedup(b)
+	case *eventlog.KeyPackagesExpired:
+		return t.keyPackagesExpired(b)
 	case *eventlog.FanoutEnqueued:
 		return t.enqueue(ev, b.Destinations, b.Back, b.Part, 0, false)
 	case *eventlog.FanoutDelivered:
@@ -441,15 +443,20 @@ func (t *tx) clientRemoved(b *eventlog.ClientRemoved) error {
 		return err
 	}
 	// Withdraw the unclaimed KeyPackages.
-	keys, refs, err := t.scan(key(pAvailable, b.Client))
+	_, refs, err := t.scan(key(pAvailable, b.Client))
 	if err != nil {
 		return err
 	}
-	for i := range keys {
-		if err := t.del(kpKey(refs[i])); err != nil {
+	for _, ref := range refs {
+		var kp KeyPackage
+		found, err := t.load(kpKey(ref), "key package", &kp)
+		if err != nil {
 			return err
 		}
-		if err := t.del(keys[i]); err != nil {
+		if !found {
+			return fmt.Errorf("%w: availability index names KeyPackage %x", ErrCorruptState, ref)
+		}
+		if err := t.withdrawKeyPackage(&kp); err != nil {
 			return err
 		}
 	}
@@ -503,6 +510,59 @@ func (t *tx) keyPackagesUploaded(ev *eventlog.Event, b *eventlog.KeyPackagesUplo
 		if err := t.set(availKey(&rec), kp.Ref); err != nil {
 			return err
 		}
+		if err := t.set(expiryKey(&rec), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withdrawKeyPackage deletes an unclaimed KeyPackage and its index entries.
+func (t *tx) withdrawKeyPackage(kp *KeyPackage) error {
+	for _, k := range [][]byte{kpKey(kp.Ref), availKey(kp), expiryKey(kp)} {
+		if err := t.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keyPackagesExpired withdraws at most b.Limit unclaimed KeyPackages whose
+// not_after is before b.Now, oldest first.
+func (t *tx) keyPackagesExpired(b *eventlog.KeyPackagesExpired) error {
+	if b.Limit == 0 || b.Limit > maxPruneLimit {
+		return invalid("expiry limit %d outside 1..%d", b.Limit, maxPruneLimit)
+	}
+	var refs [][]byte
+	err := eachUnder(t.r, pExpiry, nil, func(k, _ []byte) (bool, error) {
+		if len(k) < len(pExpiry)+8 {
+			return false, fmt.Errorf("%w: expiry key %x", ErrCorruptState, k)
+		}
+		if !expired(binary.BigEndian.Uint64(k[len(pExpiry):]), b.Now) {
+			return false, nil
+		}
+		ref, err := componentAt(k[len(pExpiry)+8:], nil, 0)
+		if err != nil {
+			return false, err
+		}
+		refs = append(refs, []byte(ref))
+		return len(refs) < int(b.Limit), nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		var kp KeyPackage
+		found, err := t.load(kpKey(ref), "key package", &kp)
+		if err != nil {
+			return err
+		}
+		if !found || kp.Claimed {
+			return fmt.Errorf("%w: expiry index names KeyPackage %x (found %v)", ErrCorruptState, ref, found)
+		}
+		if err := t.withdrawKeyPackage(&kp); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -529,6 +589,9 @@ func (t *tx) keyPackageClaimed(ev *eventlog.Event, b *eventlog.KeyPackageClaimed
 		return fmt.Errorf("%w: %x (not_after %d)", ErrKeyPackageExpired, b.Ref, kp.NotAfter)
 	}
 	if err := t.del(availKey(&kp)); err != nil {
+		return err
+	}
+	if err := t.del(expiryKey(&kp)); err != nil {
 		return err
 	}
 	kp.Claimed, kp.Claimer, kp.Room, kp.ClaimedAt, kp.ClaimSeq = true, b.Claimer, ev.Room, ev.Timestamp, ev.Seq

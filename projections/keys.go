@@ -19,6 +19,7 @@ var (
 	pUserClient = []byte("p/ucl/")  // + c(user) + c(client)
 	pKeyPackage = []byte("p/kp/")   // + c(ref)
 	pAvailable  = []byte("p/kpa/")  // + c(client) + be16(suite) + be64(notAfter) + be64(uploadSeq) + be32(i)
+	pExpiry     = []byte("p/kpx/")  // + be64(notAfter) + c(ref): unclaimed KeyPackages by expiry
 	pHubRoute   = []byte("p/hrt/")  // + c(ref)
 	pNotify     = []byte("p/ntf/")  // + c(hub) + c(hash)
 	pNotifyAge  = []byte("p/ntfq/") // + be64(seq) + c(hub) + c(hash): dedup entries in acceptance order
@@ -60,6 +61,9 @@ func userClientKey(user, client string) []byte {
 func kpKey(ref []byte) []byte { return key(pKeyPackage, string(ref)) }
 func availKey(k *KeyPackage) []byte {
 	return be32(be64(be64(be16(key(pAvailable, k.Client), k.CipherSuite), k.NotAfter), k.UploadSeq), k.UploadIndex)
+}
+func expiryKey(k *KeyPackage) []byte {
+	return eventlog.AppendKeyString(be64(append([]byte(nil), pExpiry...), k.NotAfter), string(k.Ref))
 }
 func hubRouteKey(ref []byte) []byte            { return key(pHubRoute, string(ref)) }
 func notifyKey(hub string, hash []byte) []byte { return key(pNotify, hub, string(hash)) }

@@ -695,3 +695,55 @@ func TestNotifyDedupPruned(t *testing.T) {
 	h.ok(nil, ev("room", 60, &eventlog.NotifyAccepted{Hub: "hub.example", BodyHash: hashes[0], Body: []byte("fanout message 0")}))
 	replayCheck(t, h)
 }
+
+// TestKeyPackagesExpired: unclaimed KeyPackages past their not_after are
+// withdrawn, earliest first and at most Limit per event (RFC 9420,
+// Section 7.2; draft-ralston-mimi-protocol-02, Section 5.2); claimed ones
+// stay (they route Welcomes), and so do those still valid.
+func TestKeyPackagesExpired(t *testing.T) {
+	h := newHarness(t)
+	h.ok(nil,
+		ev("", 1, &eventlog.ClientRegistered{User: "bob", Client: "b1"}),
+		ev("", 1, &eventlog.ClientRegistered{User: "bob", Client: "b2"}),
+		ev("", 2, &eventlog.KeyPackagesUploaded{Client: "b1", KeyPackages: kps(1, "old1", 100, "old2", 200, "claimed", 150, "valid", 9000)}),
+		ev("", 2, &eventlog.KeyPackagesUploaded{Client: "b2", KeyPackages: kps(1, "old3", 300)}),
+	)
+	h.ok(nil, ev("room", 140_000, &eventlog.KeyPackageClaimed{Ref: []byte("claimed"), Client: "b1", Claimer: "alice"}))
+	if na, found, err := h.m.EarliestKeyPackageExpiry(); err != nil || !found || na != 100 {
+		t.Fatalf("earliest = %d %v %v", na, found, err)
+	}
+	if r := h.apply(nil, ev("", 1, &eventlog.KeyPackagesExpired{Now: 1_000_000, Limit: 0})); !errors.Is(r.Err, projections.ErrInvalidEvent) {
+		t.Fatalf("limit 0: %v", r.Err)
+	}
+	const now = 1_000_000 // ms: 1000 s
+	h.ok(nil, ev("", now, &eventlog.KeyPackagesExpired{Now: now, Limit: 2}))
+	exists := func(ref string) bool {
+		_, err := h.m.KeyPackage([]byte(ref))
+		if err != nil && !errors.Is(err, projections.ErrNotFound) && !errors.Is(err, projections.ErrKeyPackageUnknown) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	var got []string
+	for _, ref := range []string{"old1", "old2", "old3", "claimed", "valid"} {
+		if exists(ref) {
+			got = append(got, ref)
+		}
+	}
+	if fmt.Sprint(got) != "[old3 claimed valid]" {
+		t.Fatalf("after the first event: %v", got)
+	}
+	h.ok(nil, ev("", now, &eventlog.KeyPackagesExpired{Now: now, Limit: 100}))
+	if exists("old3") || !exists("claimed") || !exists("valid") {
+		t.Fatal("second event")
+	}
+	if na, found, _ := h.m.EarliestKeyPackageExpiry(); !found || na != 9000 {
+		t.Fatalf("earliest after = %d %v", na, found)
+	}
+	// Removing the client withdraws the rest, index included.
+	h.ok(nil, ev("", now, &eventlog.ClientRemoved{Client: "b1"}))
+	if _, found, _ := h.m.EarliestKeyPackageExpiry(); found {
+		t.Fatal("the removed client's KeyPackage is still indexed")
+	}
+	replayCheck(t, h)
+}

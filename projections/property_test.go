@@ -122,6 +122,9 @@ func (g *gen) op() (projections.Op, int) {
 		return projections.ClaimOp(projections.ClaimRequest{Client: g.pick(genClients), Suites: suites, Claimer: g.pick(genUsers),
 			Room: room, Timestamp: g.now, Required: g.rnd.IntN(2) == 0}), -1
 	case 4:
+		if g.rnd.IntN(8) == 0 {
+			return ev("", g.now, &eventlog.KeyPackagesExpired{Now: g.now, Limit: uint32(1 + g.rnd.IntN(4))}), 1
+		}
 		c := g.pick(genClients)
 		if g.kpN == 0 {
 			return ev("", g.now, &eventlog.ClientRemoved{Client: c}), 1

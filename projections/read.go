@@ -309,6 +309,24 @@ func (m *Machine) OldestNotifyDedup() (uint64, bool, error) {
 	return a.Timestamp, found, err
 }
 
+// EarliestKeyPackageExpiry returns the earliest not_after (seconds since
+// the Unix epoch) of the unclaimed KeyPackages, and false if there are
+// none; see eventlog.KeyPackagesExpired.
+func (m *Machine) EarliestKeyPackageExpiry() (uint64, bool, error) {
+	var notAfter uint64
+	var found bool
+	err := m.view(func(r pebble.Reader) error {
+		return eachUnder(r, pExpiry, nil, func(k, _ []byte) (bool, error) {
+			if len(k) < len(pExpiry)+8 {
+				return false, fmt.Errorf("%w: expiry key %x", ErrCorruptState, k)
+			}
+			notAfter, found = binary.BigEndian.Uint64(k[len(pExpiry):]), true
+			return false, nil
+		})
+	})
+	return notAfter, found, err
+}
+
 // NotifySeen reports whether a notify body with this SHA-256 hash was
 // accepted from hub (draft-ralston-mimi-protocol-02, Section 5.5).
 func (m *Machine) NotifySeen(hub string, hash []byte) (bool, error) {

@@ -402,7 +402,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	go func() {
 		defer close(d.fanoutDone)
 		var pruner sync.WaitGroup
-		pruner.Go(func() { d.runNotifyPruner(fctx) })
+		pruner.Go(func() { d.runHousekeeping(fctx) })
 		defer pruner.Wait()
 		if err := d.engine.Run(fctx); err != nil {
 			d.fail(fmt.Errorf("daemon: fanout: %w", err))
