@@ -69,6 +69,8 @@ func Summarize(ev *eventlog.Event) string {
 		return fmt.Sprintf("group_id=%s", short(b.GroupID))
 	case *eventlog.NotifyDedupPruned:
 		return fmt.Sprintf("older_than=%d limit=%d", b.OlderThan, b.Limit)
+	case *eventlog.KeyPackagesExpired:
+		return fmt.Sprintf("now=%d limit=%d", b.Now, b.Limit)
 	case nil:
 		return "(no body)"
 	}
