@@ -752,8 +752,18 @@ func (t *tx) proposalAccepted(ev *eventlog.Event, b *eventlog.ProposalAccepted) 
 	if r.Proposals == math.MaxUint32 {
 		return invalid("too many proposals in epoch %d", r.Epoch)
 	}
+	rk := propRefKey(ev.Room, b.ProposalRef)
+	if ok, err := t.has(rk); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %x in room %q epoch %d", ErrDuplicateProposal, b.ProposalRef, ev.Room, r.Epoch)
+	}
 	p := Proposal{Seq: ev.Seq, Timestamp: ev.Timestamp, Epoch: b.Epoch, Ref: b.ProposalRef, Sender: b.Sender, Message: b.Message}
 	if err := t.put(proposalKey(ev.Room, r.Proposals), &p); err != nil {
+		return err
+	}
+	if err := t.set(rk, be32(nil, r.Proposals)); err != nil {
 		return err
 	}
 	r.Proposals++
@@ -790,7 +800,7 @@ func (t *tx) commitAccepted(ev *eventlog.Event, b *eventlog.CommitAccepted) erro
 		}
 	}
 	r.Proposals = 0
-	if err := t.pruneMessages(ev.Room); err != nil {
+	if err := t.pruneEpoch(ev.Room); err != nil {
 		return err
 	}
 	// Member index: merge the sorted old and new lists.
@@ -868,16 +878,19 @@ func (t *tx) applicationMessageAccepted(ev *eventlog.Event, b *eventlog.Applicat
 	return t.put(k, &MessageRecord{Seq: ev.Seq, Timestamp: ev.Timestamp})
 }
 
-// pruneMessages forgets the accepted application messages of a room's
-// past epochs (called when a commit advances the epoch).
-func (t *tx) pruneMessages(room string) error {
-	keys, _, err := t.scan(key(pMessage, room))
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := t.del(k); err != nil {
+// pruneEpoch forgets what a room remembers of its past epoch, the
+// accepted application messages and the ProposalRefs of the cached
+// proposals (called when a commit advances the epoch).
+func (t *tx) pruneEpoch(room string) error {
+	for _, prefix := range [][]byte{key(pMessage, room), key(pPropRef, room)} {
+		keys, _, err := t.scan(prefix)
+		if err != nil {
 			return err
+		}
+		for _, k := range keys {
+			if err := t.del(k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -61,6 +61,11 @@ var (
 	// returns the first acceptance.
 	ErrDuplicateMessage = errors.New("projections: duplicate application message")
 
+	// ErrDuplicateProposal: the room already cached a proposal with the
+	// same ProposalRef in the current epoch (RFC 9420, Section 5.2;
+	// draft-ralston-mimi-protocol-02, Section 5.3).
+	ErrDuplicateProposal = errors.New("projections: duplicate proposal")
+
 	// ErrGroupBound: a followed room is already bound to another MLS
 	// group, or the group to another room (draft-ralston-mimi-protocol-02,
 	// Section 5.5; see eventlog.GroupBound).

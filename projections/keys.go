@@ -14,6 +14,7 @@ var (
 	pRoom       = []byte("p/room/") // + c(room)
 	pGroup      = []byte("p/grp/")  // + c(room)
 	pProposal   = []byte("p/prop/") // + c(room) + be32(i)
+	pPropRef    = []byte("p/pref/") // + c(room) + c(ref): cached proposal by ProposalRef
 	pMember     = []byte("p/memb/") // + c(client) + c(room)
 	pClient     = []byte("p/cli/")  // + c(client)
 	pUserClient = []byte("p/ucl/")  // + c(user) + c(client)
@@ -53,8 +54,9 @@ func groupKey(room string) []byte { return key(pGroup, room) }
 func proposalKey(room string, i uint32) []byte {
 	return be32(key(pProposal, room), i)
 }
-func memberKey(client, room string) []byte { return key(pMember, client, room) }
-func clientKey(client string) []byte       { return key(pClient, client) }
+func propRefKey(room string, ref []byte) []byte { return key(pPropRef, room, string(ref)) }
+func memberKey(client, room string) []byte      { return key(pMember, client, room) }
+func clientKey(client string) []byte            { return key(pClient, client) }
 func userClientKey(user, client string) []byte {
 	return key(pUserClient, user, client)
 }

@@ -747,3 +747,31 @@ func TestKeyPackagesExpired(t *testing.T) {
 	}
 	replayCheck(t, h)
 }
+
+// TestDuplicateProposal: a room caches a ProposalRef once per epoch (RFC
+// 9420, Section 5.2); the refused duplicate changes nothing, and the next
+// epoch starts with an empty set.
+func TestDuplicateProposal(t *testing.T) {
+	h := newHarness(t)
+	h.ok(nil, ev("room", 1, &eventlog.RoomCreated{Hub: "hub"}))
+	prop := func(ts uint64, epoch uint64, ref string) projections.Op {
+		return ev("room", ts, &eventlog.ProposalAccepted{Epoch: epoch, Message: []byte("m" + ref), ProposalRef: []byte(ref), Sender: "a1"})
+	}
+	h.ok(nil, prop(2, 0, "p1"))
+	before := stateHash(t, h.m)
+	if r := h.apply(nil, prop(3, 0, "p1")); !errors.Is(r.Err, projections.ErrDuplicateProposal) {
+		t.Fatalf("duplicate: %v", r.Err)
+	}
+	if r := h.apply(nil, prop(3, 0, "p2"), prop(3, 0, "p2")); !errors.Is(r.Err, projections.ErrDuplicateProposal) {
+		t.Fatalf("duplicate in one command: %v", r.Err)
+	}
+	if !bytes.Equal(before, stateHash(t, h.m)) {
+		t.Fatal("a refused duplicate changed state")
+	}
+	h.ok(nil, ev("room", 4, &eventlog.CommitAccepted{Epoch: 1, Commit: []byte("c1")}))
+	h.ok(nil, prop(5, 1, "p1"))
+	if ps, _ := h.m.RoomProposals("room"); len(ps) != 1 || ps[0].Epoch != 1 {
+		t.Fatalf("proposals of epoch 1: %+v", ps)
+	}
+	replayCheck(t, h)
+}

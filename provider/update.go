@@ -192,8 +192,10 @@ func (p *Provider) hubUpdate(ctx context.Context, src source, room string, req *
 			continue
 		case errors.Is(res.Err, projections.ErrRoomClosed):
 			return updateNotAllowed("room %s is closed", room), nil
-		case errors.Is(res.Err, projections.ErrUnknownClient):
-			// A local recipient was deregistered meanwhile.
+		case errors.Is(res.Err, projections.ErrUnknownClient), errors.Is(res.Err, projections.ErrDuplicateProposal):
+			// A local recipient was deregistered meanwhile, or another
+			// node of the hub's cluster cached the proposal first.
+			hr.invalidate()
 			if err := p.barrier(ctx); err != nil {
 				return nil, err
 			}
@@ -215,7 +217,9 @@ func (p *Provider) hubUpdate(ctx context.Context, src source, room string, req *
 // policy AppSync only with canSetPolicy, and (Section 5.3) an author whose
 // user was removed from the room may only propose Remove or SelfRemove of
 // its own user's clients. The batch is all-or-nothing; invalid proposals
-// are reported together by ProposalRef.
+// are reported together by ProposalRef. A proposal the room already cached
+// in this epoch is skipped (accepted once); a request of nothing new is
+// answered with the first acceptance's timestamp.
 func (p *Provider) checkProposals(src source, roomID string, rec *projections.Room, v *publicgroup.View, eff *mimi.Room,
 	msgs []*wire.PublicMessage, ts uint64) (*mimi.UpdateRoomResponse, []projections.Op, *publicgroup.View, error) {
 	work := v.Clone()
@@ -226,9 +230,19 @@ func (p *Provider) checkProposals(src source, roomID string, rec *projections.Ro
 		why     []string
 	)
 	locals := p.localMembers(rec.Members, func(c *projections.Client) bool { return c.Client != src.client })
+	var again []byte // a proposal of the request the room already cached
 	for i, pm := range msgs {
 		if pm.Content.Epoch != work.Epoch() {
 			return updateWrongEpoch(work.Epoch()), nil, nil, nil
+		}
+		// A proposal the room already cached (a provider retrying after a
+		// lost answer, or one repeated in the request) is accepted once:
+		// it is neither cached nor fanned out again.
+		if r, err := publicgroup.ProposalRef(work.Suite(), pm); err == nil && pendingHas(work, r) {
+			if again == nil {
+				again = r
+			}
+			continue
 		}
 		ref, err := work.HandleProposal(pm)
 		if err != nil {
@@ -332,6 +346,19 @@ func (p *Provider) checkProposals(src source, roomID string, rec *projections.Ro
 	}
 	if len(invalid) > 0 || len(why) > 0 {
 		return updateInvalid(invalid, "%v", why), nil, nil, nil
+	}
+	if len(ops) == 0 && again != nil {
+		// Nothing new: the answer the first acceptance got.
+		ps, err := p.m.RoomProposals(roomID)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		for _, cp := range ps {
+			if bytes.Equal(cp.Ref, again) {
+				return &mimi.UpdateRoomResponse{Code: mimi.UpdateSuccess, AcceptedTimestamp: cp.Timestamp}, nil, nil, nil
+			}
+		}
+		return nil, nil, nil, fmt.Errorf("%w: proposal %x is in the view but not in the room's cache", ErrUnavailable, again)
 	}
 	if err := committable(work); err != nil {
 		// Blame the offending proposal if it is one of this request's,
@@ -654,4 +681,14 @@ func (p *Provider) welcomeRoute(ref []byte, room string) (client, provider strin
 		return "", hr.Provider, true
 	}
 	return "", "", false
+}
+
+// pendingHas reports whether v caches the proposal with reference ref.
+func pendingHas(v *publicgroup.View, ref []byte) bool {
+	for _, pp := range v.PendingProposals() {
+		if bytes.Equal(pp.Ref, ref) {
+			return true
+		}
+	}
+	return false
 }

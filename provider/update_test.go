@@ -392,3 +392,57 @@ func TestUpdateConflictingProposals(t *testing.T) {
 		t.Fatalf("%d proposals cached", rec.Proposals)
 	}
 }
+
+// TestUpdateProposalResubmitted: a proposal the hub already cached in the
+// epoch — sent again after a lost answer, or twice in one request — is
+// accepted once (draft-ralston-mimi-protocol-02, Section 5.3): one event,
+// one fanout, the first acceptance's timestamp; a request adding a new
+// proposal beside it caches only the new one.
+func TestUpdateProposalResubmitted(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("admin")
+	w.bobG.SetConfig(mls.Config{AllowAppDataWithPendingProposals: true})
+	sp, err := w.bobG.ProposeAppSync((&mimi.ChangeSet{SetRole: []mimi.Participant{{User: w.alice.User, Role: "member"}}}).AppSync(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := w.b.P.LocalUpdate(w.ctx, w.bob.Client, room, providertest.Proposals(sp.Message))
+	if err != nil || first.Code != mimi.UpdateSuccess {
+		t.Fatalf("proposal: %v %+v", err, first)
+	}
+	digest := w.a.Digest(t)
+	for _, req := range []*mimi.UpdateRequest{providertest.Proposals(sp.Message), providertest.Proposals(sp.Message, sp.Message)} {
+		again, err := w.b.P.LocalUpdate(w.ctx, w.bob.Client, room, req)
+		if err != nil || again.Code != mimi.UpdateSuccess || again.AcceptedTimestamp != first.AcceptedTimestamp {
+			t.Fatalf("again: %v %+v, want success at %d", err, again, first.AcceptedTimestamp)
+		}
+	}
+	if !bytes.Equal(digest, w.a.Digest(t)) {
+		t.Fatal("a resubmitted proposal changed the hub's state")
+	}
+	sp2, err := w.bobG.ProposeUpdate(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.b.P.LocalUpdate(w.ctx, w.bob.Client, room, providertest.Proposals(sp.Message, sp2.Message)); err != nil || resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("old and new: %v %+v", err, resp)
+	}
+	if ps, _ := w.a.M.RoomProposals(room); len(ps) != 2 {
+		t.Fatalf("%d proposals cached, want 2", len(ps))
+	}
+	// Alice receives each once and commits both.
+	w.deliver()
+	es := w.inbox(w.a, w.alice)
+	if len(es) != 2 {
+		t.Fatalf("alice received %d messages, want the 2 proposals once each", len(es))
+	}
+	w.process(w.aliceG, es)
+	pc, req := providertest.Commit(t, w.aliceG, nil, sp.Message.PublicMessage, sp2.Message.PublicMessage)
+	if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, req); err != nil || resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("commit: %v %+v", err, resp)
+	}
+	if err := pc.Merge(); err != nil {
+		t.Fatal(err)
+	}
+}
