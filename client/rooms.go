@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/openmimi/mimi/mimi"
 	"github.com/openmimi/mimi/mls"
@@ -665,7 +666,9 @@ func (c *Client) cloneGroup(g *mls.Group) (*mls.Group, error) {
 // Proposals cached in the epoch are committed first (RFC 9420, Section
 // 12.4: a member commits pending proposals before sending application
 // data). The client's user needs canSendMessage. On epochTooOld the client
-// syncs and tries again in the new epoch.
+// syncs and tries again in the new epoch. When the provider does not
+// answer, the same message is sent again (see submit); if no answer ever
+// comes, the error is ErrOutcomeUnknown.
 func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -695,10 +698,7 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 		if err != nil {
 			return 0, fmt.Errorf("client: encrypting the message: %w", err)
 		}
-		resp, err := c.p.SubmitMessage(ctx, c.id.Client, roomID, &mimi.SubmitMessageRequest{Protocol: mimi.ProtocolMLS10, AppMessage: *msg})
-		if err == nil && resp == nil {
-			err = errors.New("no response")
-		}
+		resp, err := c.submit(ctx, roomID, &mimi.SubmitMessageRequest{Protocol: mimi.ProtocolMLS10, AppMessage: *msg})
 		if err != nil {
 			return 0, fmt.Errorf("%w: message to %s: %w", ErrOutcomeUnknown, roomID, err)
 		}
@@ -721,6 +721,43 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 		last = fmt.Errorf("%w: %s keeps changing", ErrWrongEpoch, roomID)
 	}
 	return 0, last
+}
+
+// resendDelay is the wait before the first resend of a message whose
+// submission got no answer; it doubles with each resend.
+const resendDelay = 100 * time.Millisecond
+
+// submit sends req to the hub through the provider and, while no answer
+// comes back, sends the same bytes again, up to Options.MaxAttempts tries
+// in all, waiting resendDelay, then twice that, and so on. A resend is
+// safe: the hub accepts a message once per epoch and answers a resend
+// with the first acceptance (draft-ralston-mimi-protocol-02, Section 5.4),
+// so a message whose answer was lost is neither lost nor duplicated.
+func (c *Client) submit(ctx context.Context, roomID string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
+	var err error
+	for try := range c.opts.MaxAttempts {
+		if try > 0 {
+			t := time.NewTimer(resendDelay << (try - 1))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, errors.Join(err, ctx.Err())
+			case <-t.C:
+			}
+		}
+		var resp *mimi.SubmitMessageResponse
+		resp, err = c.p.SubmitMessage(ctx, c.id.Client, roomID, req)
+		if err == nil && resp == nil {
+			err = errors.New("no response")
+		}
+		if err == nil {
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
 }
 
 // JoinNewDevice joins a room of the client's user by external commit: the

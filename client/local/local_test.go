@@ -429,3 +429,87 @@ func TestSDK(t *testing.T) {
 		t.Fatalf("epoch authenticators differ: %v", err)
 	}
 }
+
+// lossy loses the answer to the next lose SubmitMessage calls after the
+// provider processed them, as a dropped connection would.
+type lossy struct {
+	client.Provider
+	lose  int
+	calls int
+}
+
+func (l *lossy) SubmitMessage(ctx context.Context, cl, room string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
+	l.calls++
+	resp, err := l.Provider.SubmitMessage(ctx, cl, room, req)
+	if err == nil && l.lose > 0 {
+		l.lose--
+		return nil, errors.New("connection reset")
+	}
+	return resp, err
+}
+
+// TestSDKResendAfterLostAnswer: when the answer to a submitted message is
+// lost (twice), the SDK sends the same bytes again; the hub accepts the
+// message once (draft-ralston-mimi-protocol-02, Section 5.4), so Send
+// succeeds and the other member receives it exactly once.
+func TestSDKResendAfterLostAnswer(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t)
+	pump := func(context.Context) error { p.deliver(); return nil }
+	opts := &local.Options{Isolate: true, BeforeInbox: pump}
+	la := local.New(p.a.P, opts)
+	lb := &lossy{Provider: local.New(p.b.P, opts)}
+	const aliceURI, bobURI = "mimi://a.example/u/alice", "mimi://b.example/u/bob"
+	a1, err := client.New(aliceURI, "mimi://a.example/d/ClientA1", providertest.Suite, la, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, err := client.New(bobURI, "mimi://b.example/d/ClientB1", providertest.Suite, lb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{a1, b1} {
+		if err := c.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b1.PublishKeyPackages(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	policy := mimi.Policy{Roles: []mimi.Role{{Name: "member", Permissions: []mimi.Permission{mimi.CanAddUser, mimi.CanSendMessage}}}}
+	if err := a1.CreateRoom(ctx, room, policy, []mimi.Participant{{User: aliceURI, Role: "member"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.AddUser(ctx, room, bobURI, "member"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b1.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb.lose = 2
+	ts, err := b1.Send(ctx, room, []byte("once"))
+	if err != nil || ts == 0 {
+		t.Fatalf("Send: %d %v", ts, err)
+	}
+	if lb.calls != 3 {
+		t.Fatalf("%d submissions, want 3 (two answers lost)", lb.calls)
+	}
+	evs, err := a1.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		if ev.Type == client.EventMessage {
+			got = append(got, string(ev.Data))
+		}
+	}
+	if fmt.Sprint(got) != "[once]" {
+		t.Fatalf("alice received %q, want it once", got)
+	}
+	// And a message whose answer is never seen is ErrOutcomeUnknown.
+	lb.lose = 10
+	if _, err := b1.Send(ctx, room, []byte("unknown")); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("no answer at all: %v", err)
+	}
+}
