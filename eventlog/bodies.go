@@ -440,8 +440,11 @@ func (b *NotifyAccepted) UnmarshalMLS(r *codec.Reader) {
 // PrivateMessage its hub fanned out (draft-ralston-mimi-protocol-02,
 // Section 5.5; RFC 9420, Section 6). A room has one group and a group
 // one room: later messages for the room must carry this group_id, and a
-// message of this group posted under another room is refused.
+// message of this group posted under another room of the same hub is
+// refused. Bindings are per hub: group IDs travel in clear, so one hub
+// must not be able to claim another hub's group.
 type GroupBound struct {
+	Hub     string // the room's hub provider domain
 	GroupID []byte
 }
 
@@ -449,10 +452,16 @@ type GroupBound struct {
 func (*GroupBound) EventType() Type { return TypeGroupBound }
 
 // MarshalMLS implements codec.Marshaler.
-func (b *GroupBound) MarshalMLS(w *codec.Writer) { w.Opaque(b.GroupID) }
+func (b *GroupBound) MarshalMLS(w *codec.Writer) {
+	writeString(w, b.Hub)
+	w.Opaque(b.GroupID)
+}
 
 // UnmarshalMLS implements codec.Unmarshaler.
-func (b *GroupBound) UnmarshalMLS(r *codec.Reader) { b.GroupID = r.Opaque("group_bound.group_id") }
+func (b *GroupBound) UnmarshalMLS(r *codec.Reader) {
+	b.Hub = readString(r, "group_bound.hub")
+	b.GroupID = r.Opaque("group_bound.group_id")
+}
 
 // NotifyDedupPruned makes a follower forget, oldest first, at most Limit
 // entries of its notify dedup set (draft-ralston-mimi-protocol-02, Section

@@ -38,7 +38,7 @@ func samples() []eventlog.Event {
 		eventlog.New("", 14, &eventlog.FanoutDelivered{Destination: "b.example", UpTo: 9}),
 		eventlog.New("room1", 15, &eventlog.ClientEnqueued{Clients: []string{"c1"}, Back: 2, Part: eventlog.PartMessage, Index: 3}),
 		eventlog.New("", 16, &eventlog.ClientDelivered{Client: "c1", UpTo: 1}),
-		eventlog.New("room1", 17, &eventlog.GroupBound{GroupID: b("group")}),
+		eventlog.New("room1", 17, &eventlog.GroupBound{Hub: "a.example", GroupID: b("group")}),
 		eventlog.New("", 18, &eventlog.NotifyDedupPruned{OlderThan: 1_800_000_000_000, Limit: 1000}),
 		eventlog.New("", 19, &eventlog.KeyPackagesExpired{Now: 1_800_000_000_000, Limit: 1000}),
 	}

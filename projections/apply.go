@@ -902,15 +902,18 @@ func (t *tx) groupBound(ev *eventlog.Event, b *eventlog.GroupBound) error {
 	if err := checkID("room", ev.Room, true); err != nil {
 		return err
 	}
+	if err := checkID("hub", b.Hub, true); err != nil {
+		return err
+	}
 	if err := checkID("group ID", string(b.GroupID), true); err != nil {
 		return err
 	}
 	var prev notifyRecord
-	if found, err := t.load(groupRoomKey(b.GroupID), "group binding", &prev); err != nil || found {
+	if found, err := t.load(groupRoomKey(b.Hub, b.GroupID), "group binding", &prev); err != nil || found {
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: group %x is bound to room %q", ErrGroupBound, b.GroupID, prev.Room)
+		return fmt.Errorf("%w: group %x of hub %q is bound to room %q", ErrGroupBound, b.GroupID, b.Hub, prev.Room)
 	}
 	if v, found, err := t.get(roomGroupKey(ev.Room)); err != nil || found {
 		if err != nil {
@@ -918,7 +921,7 @@ func (t *tx) groupBound(ev *eventlog.Event, b *eventlog.GroupBound) error {
 		}
 		return fmt.Errorf("%w: room %q is bound to group %x", ErrGroupBound, ev.Room, v)
 	}
-	if err := t.put(groupRoomKey(b.GroupID), &notifyRecord{Seq: ev.Seq, Room: ev.Room}); err != nil {
+	if err := t.put(groupRoomKey(b.Hub, b.GroupID), &notifyRecord{Seq: ev.Seq, Room: ev.Room}); err != nil {
 		return err
 	}
 	return t.set(roomGroupKey(ev.Room), b.GroupID)

@@ -25,7 +25,7 @@ var (
 	pNotify     = []byte("p/ntf/")  // + c(hub) + c(hash)
 	pNotifyAge  = []byte("p/ntfq/") // + be64(seq) + c(hub) + c(hash): dedup entries in acceptance order
 	pMessage    = []byte("p/amsg/") // + c(room) + be64(epoch) + c(hash)
-	pGroupRoom  = []byte("p/fgrp/") // + c(group ID): followed room of a group
+	pGroupRoom  = []byte("p/fgrp/") // + c(hub) + c(group ID): followed room of a group
 	pRoomGroup  = []byte("p/frg/")  // + c(room): group of a followed room
 	pFanCursor  = []byte("p/fcur/") // + c(dest)
 	pFanQueue   = []byte("p/fq/")   // + c(dest) + be64(n)
@@ -75,11 +75,11 @@ func notifyAgeKey(seq uint64, hub string, hash []byte) []byte {
 func messageKey(room string, epoch uint64, hash []byte) []byte {
 	return eventlog.AppendKeyString(be64(key(pMessage, room), epoch), string(hash))
 }
-func groupRoomKey(gid []byte) []byte           { return key(pGroupRoom, string(gid)) }
-func roomGroupKey(room string) []byte          { return key(pRoomGroup, room) }
-func fanCursorKey(dest string) []byte          { return key(pFanCursor, dest) }
-func fanQueueKey(dest string, n uint64) []byte { return be64(key(pFanQueue, dest), n) }
-func inCursorKey(client string) []byte         { return key(pInCursor, client) }
+func groupRoomKey(hub string, gid []byte) []byte { return key(pGroupRoom, hub, string(gid)) }
+func roomGroupKey(room string) []byte            { return key(pRoomGroup, room) }
+func fanCursorKey(dest string) []byte            { return key(pFanCursor, dest) }
+func fanQueueKey(dest string, n uint64) []byte   { return be64(key(pFanQueue, dest), n) }
+func inCursorKey(client string) []byte           { return key(pInCursor, client) }
 func inQueueKey(client string, n uint64) []byte {
 	return be64(key(pInQueue, client), n)
 }

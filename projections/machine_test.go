@@ -624,28 +624,37 @@ func TestDuplicateApplicationMessage(t *testing.T) {
 }
 
 // TestGroupBound: a followed room and an MLS group are bound once, both
-// ways (draft-ralston-mimi-protocol-02, Section 5.5); a refused binding
+// ways, per hub (draft-ralston-mimi-protocol-02, Section 5.5): another
+// hub's binding of the same group ID is its own. A refused binding
 // changes nothing.
 func TestGroupBound(t *testing.T) {
 	h := newHarness(t)
-	h.ok(nil, ev("r1", 1, &eventlog.GroupBound{GroupID: []byte("g1")}))
-	if room, err := h.m.GroupRoom([]byte("g1")); err != nil || room != "r1" {
-		t.Fatalf("GroupRoom(g1) = %q %v", room, err)
+	bind := func(hub, gid string) *eventlog.GroupBound { return &eventlog.GroupBound{Hub: hub, GroupID: []byte(gid)} }
+	h.ok(nil, ev("r1", 1, bind("hub1", "g1")))
+	if room, err := h.m.GroupRoom("hub1", []byte("g1")); err != nil || room != "r1" {
+		t.Fatalf("GroupRoom(hub1, g1) = %q %v", room, err)
 	}
-	if room, err := h.m.GroupRoom([]byte("g2")); err != nil || room != "" {
-		t.Fatalf("GroupRoom(g2) = %q %v", room, err)
+	for _, q := range [][2]string{{"hub1", "g2"}, {"hub2", "g1"}} {
+		if room, err := h.m.GroupRoom(q[0], []byte(q[1])); err != nil || room != "" {
+			t.Fatalf("GroupRoom(%s, %s) = %q %v", q[0], q[1], room, err)
+		}
 	}
 	before := stateHash(t, h.m)
-	for _, tc := range []struct{ room, gid string }{{"r2", "g1"}, {"r1", "g2"}, {"r1", "g1"}, {"", "g3"}, {"r3", ""}} {
-		r := h.apply(nil, ev(tc.room, 2, &eventlog.GroupBound{GroupID: []byte(tc.gid)}))
+	for _, tc := range []struct{ room, hub, gid string }{
+		{"r2", "hub1", "g1"}, {"r1", "hub1", "g2"}, {"r1", "hub1", "g1"}, {"", "hub1", "g3"}, {"r3", "hub1", ""}, {"r3", "", "g3"},
+	} {
+		r := h.apply(nil, ev(tc.room, 2, bind(tc.hub, tc.gid)))
 		if !errors.Is(r.Err, projections.ErrGroupBound) && !errors.Is(r.Err, projections.ErrInvalidEvent) {
-			t.Errorf("bind %q to %q: %v", tc.room, tc.gid, r.Err)
+			t.Errorf("bind %q to %s/%q: %v", tc.room, tc.hub, tc.gid, r.Err)
 		}
 	}
 	if !bytes.Equal(before, stateHash(t, h.m)) {
 		t.Fatal("a refused binding changed state")
 	}
-	h.ok(nil, ev("r2", 3, &eventlog.GroupBound{GroupID: []byte("g2")}))
+	h.ok(nil, ev("r2", 3, bind("hub1", "g2")))
+	// Another hub's room may carry the same group ID: group IDs are
+	// public, and one hub must not claim another's.
+	h.ok(nil, ev("r9", 4, bind("hub2", "g1")))
 	replayCheck(t, h)
 }
 

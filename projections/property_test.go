@@ -170,7 +170,7 @@ func (g *gen) op() (projections.Op, int) {
 		return ev("", g.now, &eventlog.ClientDelivered{Client: c, UpTo: g.jitter(cur.Acked + uint64(g.rnd.IntN(int(cur.Pending())+1)))}), 1
 	case 13:
 		if g.rnd.IntN(4) == 0 {
-			return ev(room, g.now, &eventlog.GroupBound{GroupID: []byte(fmt.Sprint("group", g.rnd.IntN(6)))}), 1
+			return ev(room, g.now, &eventlog.GroupBound{Hub: g.pick(genHubs), GroupID: []byte(fmt.Sprint("group", g.rnd.IntN(6)))}), 1
 		}
 		body := []byte(fmt.Sprint("notify", g.rnd.IntN(20)))
 		return ev(room, g.now, &eventlog.NotifyAccepted{Hub: g.pick(genHubs), BodyHash: eventlog.NotifyHash(room, body), Body: body}), 1

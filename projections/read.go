@@ -282,13 +282,13 @@ func (m *Machine) AcceptedMessage(room string, epoch uint64, hash []byte) (Messa
 	return rec, found, err
 }
 
-// GroupRoom returns the followed room an MLS group is bound to (see
+// GroupRoom returns the followed room of hub an MLS group is bound to (see
 // eventlog.GroupBound, draft-ralston-mimi-protocol-02, Section 5.5), or ""
 // if none.
-func (m *Machine) GroupRoom(gid []byte) (string, error) {
+func (m *Machine) GroupRoom(hub string, gid []byte) (string, error) {
 	var rec notifyRecord
 	err := m.view(func(r pebble.Reader) error {
-		_, err := getRec(r, groupRoomKey(gid), "group binding", &rec)
+		_, err := getRec(r, groupRoomKey(hub, gid), "group binding", &rec)
 		return err
 	})
 	return rec.Room, err

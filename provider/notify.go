@@ -301,12 +301,12 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 		var ops []projections.Op
 		ts := p.nowMillis()
 		if gid != nil {
-			bind, err := p.checkGroup(fr, room, gid)
+			bind, err := p.checkGroup(fr, peer, room, gid)
 			if err != nil {
 				return err
 			}
 			if bind {
-				ops = append(ops, projections.EventOp(room, ts, &eventlog.GroupBound{GroupID: gid}))
+				ops = append(ops, projections.EventOp(room, ts, &eventlog.GroupBound{Hub: peer, GroupID: gid}))
 			}
 		}
 		sim := fr.st.clone()
@@ -410,14 +410,14 @@ func fanoutGroup(msgs []mimi.FanoutMessage) ([]byte, error) {
 // follower knows (draft-ralston-mimi-protocol-02, Section 5.5), and
 // reports whether the room is to be bound to it now (first sight). The
 // caller holds fr.mu.
-func (p *Provider) checkGroup(fr *followerRoom, room string, gid []byte) (bind bool, _ error) {
+func (p *Provider) checkGroup(fr *followerRoom, hub, room string, gid []byte) (bind bool, _ error) {
 	if fr.st.groupID != nil {
 		if !bytes.Equal(fr.st.groupID, gid) {
 			return false, fmt.Errorf("%w: %s belongs to group %x, not %x", ErrInvalid, room, fr.st.groupID, gid)
 		}
 		return false, nil
 	}
-	other, err := p.m.GroupRoom(gid)
+	other, err := p.m.GroupRoom(hub, gid)
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

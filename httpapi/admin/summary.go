@@ -66,7 +66,7 @@ func Summarize(ev *eventlog.Event) string {
 	case *eventlog.ClientDelivered:
 		return fmt.Sprintf("client=%s up_to=%d", b.Client, b.UpTo)
 	case *eventlog.GroupBound:
-		return fmt.Sprintf("group_id=%s", short(b.GroupID))
+		return fmt.Sprintf("hub=%s group_id=%s", b.Hub, short(b.GroupID))
 	case *eventlog.NotifyDedupPruned:
 		return fmt.Sprintf("older_than=%d limit=%d", b.OlderThan, b.Limit)
 	case *eventlog.KeyPackagesExpired:
