@@ -629,7 +629,9 @@ func TestDuplicateApplicationMessage(t *testing.T) {
 // changes nothing.
 func TestGroupBound(t *testing.T) {
 	h := newHarness(t)
-	bind := func(hub, gid string) *eventlog.GroupBound { return &eventlog.GroupBound{Hub: hub, GroupID: []byte(gid)} }
+	bind := func(hub, gid string) *eventlog.GroupBound {
+		return &eventlog.GroupBound{Hub: hub, GroupID: []byte(gid)}
+	}
 	h.ok(nil, ev("r1", 1, bind("hub1", "g1")))
 	if room, err := h.m.GroupRoom("hub1", []byte("g1")); err != nil || room != "r1" {
 		t.Fatalf("GroupRoom(hub1, g1) = %q %v", room, err)

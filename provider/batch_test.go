@@ -755,3 +755,69 @@ func TestFollowerRelayDuringNotify(t *testing.T) {
 		t.Fatalf("bob got %+v", got)
 	}
 }
+
+// TestSubmitResubmission: the same SubmitMessageRequest submitted again —
+// after its answer was lost, or twice in one group commit — is accepted
+// once: one event, one fanout entry, and every copy answered with the
+// first acceptance's timestamp (draft-ralston-mimi-protocol-02, Section
+// 5.4). After a commit the old bytes are epochTooOld, not accepted again.
+func TestSubmitResubmission(t *testing.T) {
+	w, g := newGatedWorld(t)
+	req := providertest.Message(t, w.bobG, "once")
+	first, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req)
+	if err != nil || first.Code != mimi.SubmitAccepted {
+		t.Fatalf("first: %v %+v", err, first)
+	}
+	pend, _ := w.a.M.FanoutPending("b.example", 0)
+	again, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req)
+	if err != nil || again.Code != mimi.SubmitAccepted || again.AcceptedTimestamp != first.AcceptedTimestamp {
+		t.Fatalf("again: %v %+v, want accepted at %d", err, again, first.AcceptedTimestamp)
+	}
+	if msgs, _ := roomMessages(t, w.a.M); len(msgs) != 1 {
+		t.Fatalf("%d messages in the log, want 1", len(msgs))
+	}
+	if pend2, _ := w.a.M.FanoutPending("b.example", 0); len(pend2) != len(pend) {
+		t.Fatalf("fanout queue grew from %d to %d", len(pend), len(pend2))
+	}
+
+	// Twins in one batch: one copy is held in its Raft apply while two
+	// copies of another message and a third message queue behind it.
+	held, release := g.holdFirstMessage()
+	hold := w.fromPeer("hold", "b.example", providertest.Message(t, w.bobG, "hold"))
+	waitHold := submitAsync(w, hold)
+	<-held
+	twin := providertest.Message(t, w.bobG, "twin")
+	t1, t2 := w.fromPeer("twin 1", "b.example", twin), w.fromPeer("twin 2", "b.example", twin)
+	other := w.fromPeer("other", "b.example", providertest.Message(t, w.bobG, "other"))
+	wait := queueInOrder(t, w, 0, t1, t2, other)
+	close(release)
+	waitHold()
+	wait()
+	for _, s := range []*submission{hold, t1, t2, other} {
+		if !accepted(s) {
+			t.Fatalf("%s: %v %+v", s.name, s.err, s.resp)
+		}
+	}
+	if t1.resp.AcceptedTimestamp != t2.resp.AcceptedTimestamp {
+		t.Fatalf("twins answered %d and %d", t1.resp.AcceptedTimestamp, t2.resp.AcceptedTimestamp)
+	}
+	msgs, _ := roomMessages(t, w.a.M)
+	if len(msgs) != 4 {
+		t.Fatalf("%d messages in the log, want 4 (once, hold, twin, other)", len(msgs))
+	}
+	if counts := g.messageCounts(); counts[len(counts)-1] != 2 {
+		t.Fatalf("messages per command %v: the last command should carry the twin once and the other message", counts)
+	}
+
+	// A commit forgets the epoch's messages; the old bytes are now too old.
+	pc, up := providertest.Commit(t, w.aliceG, nil)
+	if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, up); err != nil || resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("commit: %v %+v", err, resp)
+	}
+	if err := pc.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req); err != nil || resp.Code != mimi.SubmitEpochTooOld {
+		t.Fatalf("after the commit: %v %+v, want epochTooOld", err, resp)
+	}
+}

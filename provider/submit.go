@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -87,6 +88,9 @@ type submitItem struct {
 	// abandoned: the submitter stopped waiting before the item was taken
 	// into a command; it is then dropped unanswered.
 	abandoned atomic.Bool
+	// twins are later items of the same batch with the same message
+	// bytes: they get this item's answer (the message is accepted once).
+	twins []*submitItem
 }
 
 type submitOutcome struct {
@@ -98,6 +102,9 @@ type submitOutcome struct {
 func (it *submitItem) answer(resp *mimi.SubmitMessageResponse, err error) {
 	if it.answered.CompareAndSwap(false, true) {
 		it.done <- submitOutcome{resp: resp, err: err}
+		for _, tw := range it.twins {
+			tw.answer(resp, err)
+		}
 	}
 }
 
@@ -336,12 +343,25 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 	// local members who are participants.
 	var dests []string
 	var locals []string
+	first := map[[sha256.Size]byte]*submitItem{}
 	for _, it := range items {
 		pm := it.req.AppMessage.PrivateMessage
 		if rec.Closed || pm.ContentType != wire.ContentApplication {
 			it.answer(submitNotAllowed(), nil)
 			continue
 		}
+		// The same bytes again (a provider retrying after a lost answer)
+		// are not accepted twice: they get the first acceptance.
+		h := sha256.Sum256(it.msg)
+		if f, ok := first[h]; ok {
+			f.twins = append(f.twins, it)
+			continue
+		}
+		if resp, err := p.acceptedBefore(room, pm.Epoch, h[:]); err != nil || resp != nil {
+			it.answer(resp, err)
+			continue
+		}
+		first[h] = it
 		if v == nil {
 			if v, err = p.view(hr, rec); err != nil {
 				return nil, err
@@ -405,6 +425,23 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 		return nil, nil
 	case errors.Is(res.Err, projections.ErrUnknownClient):
 		return batch, nil
+	case errors.Is(res.Err, projections.ErrDuplicateMessage) && len(batch) == 1:
+		// Accepted meanwhile through another node of the hub's cluster:
+		// once this node has applied it, answer with that acceptance.
+		bctx, bdone := batchContext(batch)
+		err := p.barrier(bctx)
+		bdone()
+		if err != nil {
+			return batch, err
+		}
+		it := batch[0]
+		h := sha256.Sum256(it.msg)
+		resp, err := p.acceptedBefore(room, it.req.AppMessage.PrivateMessage.Epoch, h[:])
+		if err == nil && resp == nil {
+			err = fmt.Errorf("provider: submit to %s: %w, but no acceptance is recorded", room, res.Err)
+		}
+		it.answer(resp, err)
+		return nil, nil
 	case len(batch) > 1:
 		// Something about one message: decide each alone, so that it
 		// fails alone.
@@ -415,6 +452,21 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 		return nil, nil
 	}
 	return batch, fmt.Errorf("provider: submit to %s: %w", room, res.Err)
+}
+
+// acceptedBefore returns the answer to a message the room already
+// accepted in epoch (by the SHA-256 hash of its encoded MLSMessage): the
+// acceptance with the first timestamp (draft-ralston-mimi-protocol-02,
+// Section 5.4), or nil if it was not accepted.
+func (p *Provider) acceptedBefore(room string, epoch uint64, hash []byte) (*mimi.SubmitMessageResponse, error) {
+	rec, found, err := p.m.AcceptedMessage(room, epoch, hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !found {
+		return nil, nil
+	}
+	return &mimi.SubmitMessageResponse{Protocol: mimi.ProtocolMLS10, Code: mimi.SubmitAccepted, AcceptedTimestamp: rec.Timestamp}, nil
 }
 
 // planSubmit validates one message against the room (record, view and
