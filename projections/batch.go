@@ -23,8 +23,8 @@ type Entry struct {
 }
 
 // maxBatchBytes bounds the Pebble batch ApplyBatch accumulates: once the
-// staged writes exceed it, they are committed (synced, with their applied
-// index) and a new batch starts. Raft hands over at most MaxAppendEntries
+// staged writes exceed it, they are committed (with their applied index)
+// and a new batch starts. Raft hands over at most MaxAppendEntries
 // entries at a time, so this only matters for very large commands.
 const maxBatchBytes = 16 << 20
 
@@ -32,9 +32,10 @@ const maxBatchBytes = 16 << 20
 // final state as calling Apply for each of them in turn (the hub "is
 // responsible for ordering and distributing messages",
 // draft-ralston-mimi-protocol-02, Section 1; the order is the Raft log's),
-// but commits them in a single synced Pebble batch (split only past
-// maxBatchBytes of writes): one fsync for the whole slice instead of one
-// per command. It returns one Result per entry.
+// but commits them in a single Pebble batch (split only past maxBatchBytes
+// of writes), without an fsync: see "Durability of ApplyBatch" in the
+// package documentation for why the Raft log's fsync suffices. It returns
+// one Result per entry.
 //
 // An entry whose Index is at or below the applied index (including indexes
 // applied earlier in the same slice) is a no-op reported as Duplicate.
@@ -56,7 +57,13 @@ const maxBatchBytes = 16 << 20
 //
 // The applied index is written once per commit, in the same batch as the
 // effects: after a crash, state and applied index agree and each commit is
-// present either whole or not at all.
+// present either whole or not at all. A crash of the process or the
+// machine may lose the most recent commits (never an earlier one without
+// the later ones); AppliedIndex then reports the last commit that
+// survived, and the caller must apply the lost entries again from its
+// durable log (raftnode does so on start). ApplyBatch is therefore only
+// for a caller whose commands are durable elsewhere before they are
+// applied; Apply commits with pebble.Sync.
 //
 // On a fatal error (errors.Is(Result.Err, ErrStorage) or ErrCorruptState)
 // for entry k, the entries before k are committed and entry k and every
@@ -184,8 +191,8 @@ func (r *batchRun) rollback(sp savepoint) error {
 	return nil
 }
 
-// commit writes the staged commands and the applied index durably and
-// starts a new batch.
+// commit writes the staged commands and the applied index in one atomic
+// Pebble batch, unsynced (see ApplyBatch), and starts a new batch.
 func (r *batchRun) commit() error {
 	if r.applied == r.committed {
 		return nil
@@ -193,7 +200,7 @@ func (r *batchRun) commit() error {
 	if err := r.b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, r.applied), nil); err != nil {
 		return storageErr("record applied index", err)
 	}
-	if err := r.b.Commit(pebble.Sync); err != nil {
+	if err := r.b.Commit(pebble.NoSync); err != nil {
 		return storageErr("commit", err)
 	}
 	r.m.applied.Store(r.applied)

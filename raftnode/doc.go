@@ -4,13 +4,16 @@
 // github.com/hashicorp/raft.
 //
 // Every accepted command becomes one Raft log entry. The log and Raft's
-// stable state live in a Pebble database (LogStore); committed entries are
-// applied, in order, to a caller-supplied durable StateMachine (in the hub:
-// projections.Machine, which writes the event and its projections in one
-// synced Pebble batch); snapshots stream the state machine's own image into
-// a raft.FileSnapshotStore. Because the state machine persists its applied
+// stable state live in a Pebble database (LogStore, every write synced);
+// committed entries are applied, in order, to a caller-supplied
+// StateMachine (in the hub: projections.Machine, which writes a batch of
+// events and their projections in one atomic Pebble batch, unsynced);
+// snapshots stream the state machine's own image into a
+// raft.FileSnapshotStore. Because the state machine persists its applied
 // index atomically with its effects, entries replayed by Raft after a
-// restart are skipped instead of being applied twice.
+// restart are skipped instead of being applied twice, and entries whose
+// effects a crash lost (the state machine's writes need not be synced,
+// see StateMachine) are applied again from the log.
 //
 // Nodes talk over one TCP port secured with mutual TLS 1.3: each connection
 // starts with a service byte selecting either Raft's NetworkTransport or

@@ -22,13 +22,21 @@ import (
 // Requirements:
 //
 //   - Apply must be deterministic (same state, index and command give the
-//     same new state and result on every node) and atomic and durable: its
-//     effects, including the new applied index, are committed in one synced
-//     write before it returns. An Apply with index <= AppliedIndex() must be
-//     a no-op (Node never issues one, but the rule makes replay after a
-//     crash safe). Apply must not fail: a command the application rejects
-//     is applied as a rejection recorded in R; an I/O error that prevents
-//     the commit must stop the process (continuing would diverge replicas).
+//     same new state and result on every node) and atomic: its effects,
+//     including the new applied index, are committed in one write before
+//     it returns. The write need not be synced: Node applies only entries
+//     that are already in its fsynced Raft log (Raft paper, Section 5.3),
+//     so a crash that loses the machine's latest writes is repaired on
+//     Open by applying the entries after the surviving AppliedIndex again
+//     from the log (or, if the log was compacted past it, by restoring the
+//     latest snapshot first). What the machine must guarantee is that a
+//     crash loses only a suffix of its commits, with AppliedIndex in step
+//     (Pebble's write-ahead log gives this for unsynced batches). An Apply
+//     with index <= AppliedIndex() must be a no-op (Node never issues one,
+//     but the rule makes replay after a crash safe). Apply must not fail:
+//     a command the application rejects is applied as a rejection recorded
+//     in R; an I/O error that prevents the commit must stop the process
+//     (continuing would diverge replicas).
 //   - AppliedIndex is the index of the last applied entry, as persisted; it
 //     is read at Open and after Restore, never concurrently with Apply.
 //   - Snapshot writes a complete, internally consistent point-in-time image
@@ -57,7 +65,7 @@ type Entry struct {
 // BatchStateMachine is an optional extension of StateMachine: when
 // implemented, committed commands are delivered in batches (up to Raft's
 // MaxAppendEntries, in index order, without gaps between commands) so the
-// machine can commit them in a single synced write. ApplyBatch must return
+// machine can commit them in a single write. ApplyBatch must return
 // one result per entry and is otherwise bound by the rules of Apply.
 type BatchStateMachine[R any] interface {
 	StateMachine[R]

@@ -36,7 +36,8 @@ func fatal(err error) bool {
 
 // stateMachine drives a projections machine from Raft
 // (raftnode.BatchStateMachine[projections.Result]): a whole Raft apply
-// batch goes to Machine.ApplyBatch (one synced Pebble batch), converting
+// batch goes to Machine.ApplyBatch (one Pebble batch, unsynced: the Raft
+// log is the durable copy, see projections "Durability of ApplyBatch"), converting
 // []raftnode.Entry to []projections.Entry.
 //
 // It also latches storage failures. Once an applied command reports
