@@ -92,18 +92,46 @@ func buildFrom(s Store, dest string, pend []projections.Delivery, lim Limits) (*
 		if err != nil {
 			return nil, fmt.Errorf("fanout: payload of delivery %d to %s (event %d): %w", d.N, dest, d.SourceSeq, err)
 		}
-		enc, err := EncodeMessage(d, p)
+		if i > 0 && len(b.Body)+8+len(p.Message) > maxBytes {
+			// The encoding is at least the timestamp and the message.
+			break
+		}
+		if i == 0 {
+			b.Body = make([]byte, 0, min(maxBytes, max(len(pend), 1)*(8+len(p.Message))))
+		}
+		n := len(b.Body)
+		b.Body, err = AppendMessage(b.Body, d, p)
 		if err != nil {
 			return nil, fmt.Errorf("fanout: delivery %d to %s (event %d): %w", d.N, dest, d.SourceSeq, err)
 		}
-		if i > 0 && len(b.Body)+len(enc) > maxBytes {
+		if i > 0 && len(b.Body) > maxBytes {
+			b.Body = b.Body[:n]
 			break
 		}
-		b.Body = append(b.Body, enc...)
 		b.Deliveries = append(b.Deliveries, d)
 		b.Last = d.N
 	}
 	return b, nil
+}
+
+// AppendMessage appends the FanoutMessage of one delivery
+// (draft-ralston-mimi-protocol-02, Section 5.5) to dst, with the bytes
+// EncodeMessage returns. The common case, a stored PrivateMessage, takes
+// mimi.AppendFanoutPrivateMessage's fast path (the timestamp, then the
+// stored MLSMessage as it is, which is its canonical encoding); anything
+// else is decoded and encoded again by EncodeMessage. On error dst is
+// returned unchanged.
+func AppendMessage(dst []byte, d projections.Delivery, p Payload) ([]byte, error) {
+	if d.Part == eventlog.PartMessage {
+		if out, ok := mimi.AppendFanoutPrivateMessage(dst, d.Timestamp, p.Message); ok {
+			return out, nil
+		}
+	}
+	enc, err := EncodeMessage(d, p)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, enc...), nil
 }
 
 // EncodeMessage encodes the FanoutMessage of one delivery

@@ -180,6 +180,39 @@ func TestEncodeMessageRejects(t *testing.T) {
 			if b, err := fanout.EncodeMessage(tc.d, tc.p); !errors.Is(err, fanout.ErrPermanent) {
 				t.Fatalf("got %x, %v; want ErrPermanent", b, err)
 			}
+			dst := []byte("body so far")
+			if b, err := fanout.AppendMessage(dst, tc.d, tc.p); !errors.Is(err, fanout.ErrPermanent) || !bytes.Equal(b, dst) {
+				t.Fatalf("AppendMessage: got %x, %v; want the input unchanged and ErrPermanent", b, err)
+			}
+		})
+	}
+}
+
+// TestAppendMessageMatchesEncode checks that AppendMessage, whose
+// PrivateMessage case skips the decode and re-encode, appends exactly the
+// bytes of EncodeMessage (draft-ralston-mimi-protocol-02, Section 5.5).
+func TestAppendMessageMatchesEncode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    projections.Delivery
+		p    fanout.Payload
+	}{
+		{"PrivateMessage", projections.Delivery{N: 1, Part: eventlog.PartMessage, Timestamp: 1700000000001}, fanout.Payload{Message: privMsg(t, "m")}},
+		{"long PrivateMessage", projections.Delivery{N: 2, Part: eventlog.PartMessage, Timestamp: 1}, fanout.Payload{Message: privMsg(t, string(bytes.Repeat([]byte("x"), 20000)))}},
+		{"Welcome", projections.Delivery{N: 3, Part: eventlog.PartWelcome, Timestamp: 7}, fanout.Payload{Message: welcomeMsg(t, "w"), RatchetTree: treeBytes(t, "t")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := fanout.EncodeMessage(tc.d, tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fanout.AppendMessage([]byte("head"), tc.d, tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append([]byte("head"), want...)) {
+				t.Fatalf("AppendMessage differs from EncodeMessage")
+			}
 		})
 	}
 }
