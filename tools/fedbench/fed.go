@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openmimi/mimi/client"
+	"github.com/openmimi/mimi/mimi"
 	"github.com/openmimi/mimi/mls/codec"
 	"github.com/openmimi/mimi/mls/wire"
 )
@@ -288,6 +289,9 @@ type phaseOpts struct {
 	timeout    time.Duration
 	cpuProfile string
 	verify     bool
+	// preEncrypt: the senders encrypt all their messages before the
+	// measured window (captureSubmits), which then only submits them.
+	preEncrypt bool
 }
 
 // runPhase sends opts.messages messages spread over the room's senders
@@ -323,6 +327,22 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 		}
 	}()
 
+	// Each sender's share of the messages.
+	shares := make([]int, len(r.senders))
+	for si := range r.senders {
+		shares[si] = o.messages / len(r.senders)
+		if si < o.messages%len(r.senders) {
+			shares[si]++
+		}
+	}
+	var pre [][]*mimi.SubmitMessageRequest
+	if o.preEncrypt {
+		var err error
+		if pre, err = preEncrypt(ctx, r, shares, o); err != nil {
+			return nil, err
+		}
+	}
+
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -357,17 +377,19 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 	var firstErr error
 	sendLat := make([][]time.Duration, len(r.senders))
 	for si, s := range r.senders {
-		share := o.messages / len(r.senders)
-		if si < o.messages%len(r.senders) {
-			share++
-		}
+		share := shares[si]
 		sendWG.Add(1)
 		go func() {
 			defer sendWG.Done()
 			for seq := range share {
-				pl := makePayload(o.phase, si, seq, o.size)
 				t0 := time.Now()
-				if _, err := s.c.Send(ctx, roomID, pl); err != nil {
+				var err error
+				if pre != nil {
+					err = submitPrepared(ctx, s, pre[si][seq])
+				} else {
+					_, err = s.c.Send(ctx, roomID, makePayload(o.phase, si, seq, o.size))
+				}
+				if err != nil {
 					errMu.Lock()
 					if firstErr == nil {
 						firstErr = fmt.Errorf("%s: send %d: %w", s.name, seq, err)
@@ -705,6 +727,48 @@ func (r *FedResult) check() error {
 		if v.Decrypted != r.Accepted || v.Duplicates != 0 || v.Corrupt != 0 || v.Errors != 0 || v.Missing != 0 {
 			return fmt.Errorf("%w: client check %+v", errIncomplete, v)
 		}
+	}
+	return nil
+}
+
+// preEncrypt has every sender encrypt its share of the phase's messages
+// (MLS PrivateMessages, RFC 9420 Section 6.3) through the client SDK
+// without sending them, and returns the requests per sender in the order
+// produced, for submitPrepared.
+func preEncrypt(ctx context.Context, r *room, shares []int, o phaseOpts) ([][]*mimi.SubmitMessageRequest, error) {
+	out := make([][]*mimi.SubmitMessageRequest, len(r.senders))
+	for si, s := range r.senders {
+		var got []*mimi.SubmitMessageRequest
+		s.node.lp.captureSubmits(func(client string, req *mimi.SubmitMessageRequest) {
+			if client == s.c.ID() {
+				got = append(got, req)
+			}
+		})
+		for seq := range shares[si] {
+			if _, err := s.c.Send(ctx, roomID, makePayload(o.phase, si, seq, o.size)); err != nil {
+				s.node.lp.captureSubmits(nil)
+				return nil, fmt.Errorf("%s: encrypt %d: %w", s.name, seq, err)
+			}
+		}
+		s.node.lp.captureSubmits(nil)
+		if len(got) != shares[si] {
+			return nil, fmt.Errorf("%s: %d messages encrypted, %d captured", s.name, shares[si], len(got))
+		}
+		out[si] = got
+	}
+	return out, nil
+}
+
+// submitPrepared submits one pre-encrypted message of sender s at its
+// provider (draft-ralston-mimi-protocol-02, Section 5.4), as client.Send
+// does after encrypting it.
+func submitPrepared(ctx context.Context, s *member, req *mimi.SubmitMessageRequest) error {
+	resp, err := s.node.lp.SubmitMessage(ctx, s.c.ID(), roomID, req)
+	if err != nil {
+		return err
+	}
+	if resp == nil || resp.Code != mimi.SubmitAccepted {
+		return fmt.Errorf("submission not accepted: %+v", resp)
 	}
 	return nil
 }

@@ -13,8 +13,15 @@ import (
 // TestSmoke runs the whole benchmark with a tiny N and checks that every
 // message reached every follower's inbox (and the hub's local client's)
 // exactly once, that every receiving client decrypted each exactly once,
-// and that both report formats render.
+// and that both report formats render; with the messages encrypted
+// inside the measured window (client.Send) and before it (-preencrypt).
 func TestSmoke(t *testing.T) {
+	for _, pre := range []bool{false, true} {
+		t.Run(map[bool]string{false: "send", true: "preencrypt"}[pre], func(t *testing.T) { smoke(t, pre) })
+	}
+}
+
+func smoke(t *testing.T, pre bool) {
 	const n = 20
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -22,7 +29,7 @@ func TestSmoke(t *testing.T) {
 	rep, err := Run(ctx, Config{
 		Messages: n, Concurrency: 2, Size: 1024, Warmup: 4,
 		Poll: time.Millisecond, Timeout: time.Minute, Verify: true, BaselineRounds: 2,
-		Dir: t.TempDir(), Log: &log,
+		PreEncrypt: pre, Dir: t.TempDir(), Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
