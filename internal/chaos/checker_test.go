@@ -1,0 +1,124 @@
+package chaos
+
+import (
+	"slices"
+	"testing"
+)
+
+// checkFixture is a small room: a1 creates it, adds b1 and c1 in one
+// commit (with a Welcome), then a1, b1 and c1 send one message each and a1
+// commits again.
+func checkFixture() CheckInput {
+	const room = "mimi://a.example/r/x"
+	m := func(s string) []byte { return []byte(s) }
+	log := []LogEntry{
+		{Seq: 3, RoomSeq: 1, Room: room, Kind: KindCreated, Members: []string{"a1"}, Sender: "a1"},
+		{Seq: 5, RoomSeq: 2, Room: room, Kind: KindCommit, Message: m("commit1"), Welcome: m("welcome1"), Members: []string{"a1", "b1", "c1"}, Sender: "a1"},
+		{Seq: 9, RoomSeq: 3, Room: room, Kind: KindMessage, Message: m("msg-a"), Sender: "a1"},
+		{Seq: 10, RoomSeq: 4, Room: room, Kind: KindMessage, Message: m("msg-b"), Sender: "b.example"},
+		{Seq: 12, RoomSeq: 5, Room: room, Kind: KindMessage, Message: m("msg-c"), Sender: "c.example"},
+		{Seq: 14, RoomSeq: 6, Room: room, Kind: KindCommit, Message: m("commit2"), Members: []string{"a1", "b1", "c1"}, Sender: "a1"},
+	}
+	subs := []Submit{
+		{Client: "a1", Room: room, Message: m("msg-a"), Label: "a", Acked: true, Attempts: 1},
+		{Client: "b1", Room: room, Message: m("msg-b"), Label: "b", Acked: true, Attempts: 2},
+		{Client: "c1", Room: room, Message: m("msg-c"), Label: "c", Acked: false, Attempts: 3},
+	}
+	d := func(pos uint64, s string) Delivery { return Delivery{Pos: pos, Room: room, Message: m(s)} }
+	recv := map[string][]Delivery{
+		// a1 gets no echo of its own message or commits, b1 gets its
+		// echo: own entries are optional.
+		"a1": {d(1, "msg-b"), d(2, "msg-c")},
+		"b1": {d(1, "welcome1"), d(2, "msg-a"), d(3, "msg-b"), d(4, "msg-c"), d(5, "commit2")},
+		"c1": {d(4, "welcome1"), d(5, "msg-a"), d(6, "msg-b"), d(7, "commit2")},
+	}
+	return CheckInput{Log: log, Submits: subs, Received: recv}
+}
+
+func clone(in CheckInput) CheckInput {
+	out := CheckInput{Log: slices.Clone(in.Log), Submits: slices.Clone(in.Submits), Received: map[string][]Delivery{}}
+	for k, v := range in.Received {
+		out.Received[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// TestCheck feeds the checker a correct run and runs with each kind of
+// violation; every violation must be reported with its kind, and the
+// correct run must pass.
+func TestCheck(t *testing.T) {
+	base := checkFixture()
+	ok := Check(clone(base))
+	if !ok.OK() {
+		t.Fatalf("correct run reported: %v", ok.Problems)
+	}
+	// a1: msg-b, msg-c (its commits and msg-a are own); b1: msg-a, msg-c,
+	// commit2 (msg-b own); c1: msg-a, msg-b, commit2 (msg-c own): 8.
+	if ok.DeliveriesChecked != 8 || ok.Acked != 2 || ok.Unacked != 1 || ok.Retried != 2 || ok.AckedRetried != 1 || ok.HubMessages != 3 {
+		t.Fatalf("figures: %+v", ok)
+	}
+
+	cases := []struct {
+		name   string
+		mutate func(*CheckInput)
+		want   ProblemKind
+		client string
+	}{
+		{"lost delivery", func(in *CheckInput) {
+			in.Received["b1"] = slices.Delete(in.Received["b1"], 3, 4) // msg-c
+		}, ProblemLost, "b1"},
+		{"duplicated delivery", func(in *CheckInput) {
+			r := in.Received["c1"]
+			in.Received["c1"] = append(r[:3:3], Delivery{Pos: 100, Room: r[2].Room, Message: r[2].Message}, r[3])
+		}, ProblemDuplicate, "c1"},
+		{"reordered delivery", func(in *CheckInput) {
+			r := in.Received["a1"]
+			r[0].Message, r[1].Message = r[1].Message, r[0].Message
+		}, ProblemReordered, "a1"},
+		{"duplicated Welcome", func(in *CheckInput) {
+			r := in.Received["c1"]
+			in.Received["c1"] = append(r, Delivery{Pos: 50, Room: r[0].Room, Message: r[0].Message})
+		}, ProblemDuplicate, "c1"},
+		{"delivery not in hub log", func(in *CheckInput) {
+			in.Received["a1"] = append(in.Received["a1"], Delivery{Pos: 9, Room: in.Log[0].Room, Message: []byte("forged")})
+		}, ProblemUnknown, "a1"},
+		{"delivery before joining", func(in *CheckInput) {
+			// c1 was not a member when commit1 was accepted.
+			in.Received["c1"] = append([]Delivery{{Pos: 1, Room: in.Log[0].Room, Message: []byte("commit1")}}, in.Received["c1"]...)
+		}, ProblemUnknown, "c1"},
+		{"acked submit lost at hub", func(in *CheckInput) {
+			in.Submits = append(in.Submits, Submit{Client: "a1", Room: in.Log[0].Room, Message: []byte("msg-lost"), Acked: true, Attempts: 1})
+		}, ProblemLostAtHub, "a1"},
+		{"submit duplicated at hub", func(in *CheckInput) {
+			e := in.Log[3]
+			e.Seq, e.RoomSeq = 20, 7
+			in.Log = append(in.Log, e)
+		}, ProblemDuplicateAtHub, "b1"},
+		{"hub message nobody submitted", func(in *CheckInput) {
+			in.Log = append(in.Log, LogEntry{Seq: 30, RoomSeq: 7, Room: in.Log[0].Room, Kind: KindMessage, Message: []byte("ghost")})
+		}, ProblemPhantomAtHub, ""},
+		{"own echo out of order", func(in *CheckInput) {
+			// b1 receives its own msg-b after msg-c.
+			r := in.Received["b1"]
+			r[2].Message, r[3].Message = r[3].Message, r[2].Message
+		}, ProblemReordered, "b1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := clone(base)
+			tc.mutate(&in)
+			rep := Check(in)
+			if rep.Count(tc.want) == 0 {
+				t.Fatalf("want a %s problem, got %v", tc.want, rep.Problems)
+			}
+			for _, p := range rep.Problems {
+				if p.Kind == tc.want && p.Client != tc.client {
+					t.Errorf("problem for client %q, want %q: %v", p.Client, tc.client, p)
+				}
+				if p.String() == "" {
+					t.Error("empty problem text")
+				}
+			}
+		})
+	}
+}

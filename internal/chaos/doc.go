@@ -1,0 +1,32 @@
+// Package chaos is the crash-fault harness of the reliability work (issue
+// #8): it runs the hub provider a.example as a three-node Raft cluster of
+// real `mimid serve` subprocesses behind an L4 TCP proxy, and the follower
+// providers b.example and c.example as single nodes, drives SDK clients
+// (packages client and client/remote over each provider's Connect client
+// API) at all three providers in rooms hosted by a.example, and SIGKILLs
+// random hub nodes at random times under load
+// (draft-ralston-mimi-protocol-02, Sections 5.4 and 5.5: message submission
+// and fanout).
+//
+// At the end every client syncs its inbox and Check compares what each
+// client received with the hub's event log (read through the admin API's
+// StreamEvents): every acknowledged submission (SubmitAccepted) is in the
+// hub log exactly once, every member receives every room event exactly
+// once and in the hub's order, and nothing is received that the hub log
+// does not hold. The hub nodes must also hold identical logs and digests.
+//
+// # Deployment modelled
+//
+// Federation peers reach a provider by one URL from its directory
+// (Section 5.1), so an HA hub runs its nodes behind a TCP load balancer in
+// TLS passthrough mode: every node holds the domain's certificate, and
+// the balancer only picks a live node per connection (Proxy: a connect to
+// a node that answers /readyz, falling back to any node that accepts).
+// The hub's client API is exposed the same way. Each node shares the
+// domain's hub signing key (-hub-key) and the dev CA; any node accepts
+// writes and forwards them to the Raft leader, and only the leader runs the
+// fanout.
+//
+// Run (Config, Result) is the whole scenario; TestChaosHubKill runs a short
+// version in `go test`, and tools/chaos the long one.
+package chaos
