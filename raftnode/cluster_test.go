@@ -70,9 +70,25 @@ func TestCluster(t *testing.T) {
 		}
 		cmds := applyN(t, c.nodes[f], "fwd", 10)
 		acked = append(acked, cmds...)
-		// Read-your-writes on the follower after a read barrier.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		// Read your writes: a forwarded Apply returns once the follower
+		// applied the entry too.
+		for i := range 5 {
+			cmd := fmt.Sprintf("ryw-%d", i)
+			if _, err := c.nodes[f].n.Apply(ctx, []byte(cmd)); err != nil {
+				t.Fatal(err)
+			}
+			acked = append(acked, cmd)
+			recs, err := c.nodes[f].sm.Check()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recs[cmd] != 1 {
+				t.Fatalf("follower %s lacks %s right after its forwarded Apply", c.nodes[f].id, cmd)
+			}
+		}
+		// And after a read barrier.
 		if err := c.nodes[f].n.ReadBarrier(ctx); err != nil {
 			t.Fatalf("ReadBarrier on follower: %v", err)
 		}

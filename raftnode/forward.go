@@ -142,7 +142,7 @@ func (n *Node[R]) writeForwardResp(c net.Conn, status byte, index uint64, payloa
 // forwardApply sends cmd to the leader at addr.
 func (n *Node[R]) forwardApply(ctx context.Context, addr string, cmd []byte) (R, error) {
 	var zero R
-	status, _, payload, err := n.fwd.call(ctx, addr, opApply, cmd)
+	status, idx, payload, err := n.fwd.call(ctx, addr, opApply, cmd)
 	if err != nil {
 		if errors.Is(err, errNotSent) {
 			return zero, fmt.Errorf("%w: %w", errRetry, err)
@@ -154,6 +154,11 @@ func (n *Node[R]) forwardApply(ctx context.Context, addr string, cmd []byte) (R,
 		r, err := n.codec.DecodeResult(payload)
 		if err != nil {
 			return zero, fmt.Errorf("raftnode: decode forwarded result: %w", err)
+		}
+		// Read your writes: answer once this node applied the entry too,
+		// so that a read here after Apply sees it.
+		if err := n.WaitApplied(ctx, idx); err != nil {
+			return r, fmt.Errorf("raftnode: applied by the leader at index %d, not yet on this node: %w", idx, err)
 		}
 		return r, nil
 	case statusNotLeader:

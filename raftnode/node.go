@@ -340,7 +340,9 @@ var errRetry = errors.New("raftnode: retry")
 // On the leader the command is appended locally. On a follower it is
 // forwarded over the cluster's mTLS port to the leader (re-routing while a
 // leader is being elected), unless Config.DisableForwarding is set, in which
-// case ErrNotLeader is returned once a leader is known. The call waits for
+// case ErrNotLeader is returned once a leader is known; a forwarded Apply
+// returns once this node has applied the entry too, so that reads on the
+// node that took a write see it (read your writes). The call waits for
 // a leader until ctx ends (ErrNoLeader). When the context ends after the
 // command was submitted, the error wraps ErrOutcomeUnknown.
 func (n *Node[R]) Apply(ctx context.Context, cmd []byte) (R, error) {
