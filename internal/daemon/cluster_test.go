@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -53,10 +54,19 @@ func TestClusterDev(t *testing.T) {
 				rc.Peers = append(rc.Peers, RaftPeer{ID: p, Addr: raftAddr[p]})
 			}
 		}
-		d, err := Start(ctx, Config{
+		cfg := Config{
 			Domain: "a.example", DataDir: filepath.Join(tmp, id), Dev: true, DevCADir: filepath.Join(tmp, "ca"),
-			Listen: "127.0.0.1:0", Raft: rc, Logger: testLogger(t),
-		})
+			Listen: "127.0.0.1:0", Raft: rc, Logger: testLogger(t), HubKeyFile: filepath.Join(tmp, "hub-key.pem"),
+		}
+		if i == 1 {
+			// A joining node without the cluster's hub key is refused.
+			own := cfg
+			own.HubKeyFile = filepath.Join(tmp, id, "own-hub-key.pem")
+			if _, err := Start(ctx, own); !errors.Is(err, ErrHubKey) {
+				t.Fatalf("joining node without the hub key: %v", err)
+			}
+		}
+		d, err := Start(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

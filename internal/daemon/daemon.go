@@ -74,6 +74,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/openmimi/mimi/httpapi/clientapi"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -204,7 +205,14 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	// The hub key (RFC 9420, Section 12.1.8.1).
+	// The hub key (RFC 9420, Section 12.1.8.1). Every node of a cluster
+	// signs with the same key (it is in every room's external_senders), so
+	// only the node bootstrapping the cluster may generate it.
+	if cfg.Raft.Clustered() && !cfg.Raft.Bootstrap {
+		if _, err := os.Stat(cfg.HubKeyFile); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s does not exist; a clustered node that does not bootstrap the cluster must use the cluster's hub key (copy it from the bootstrapping node, -hub-key)", ErrHubKey, cfg.HubKeyFile)
+		}
+	}
 	hk, created, err := loadOrCreateHubKey(cfg.HubKeyFile, cfg.HubCipherSuite)
 	if err != nil {
 		return nil, err
