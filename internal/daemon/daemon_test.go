@@ -55,9 +55,9 @@ type fabric struct {
 	resolve map[string]string
 	nodes   map[string]*node
 	http    *http.Client
-	// wrapSM, if set for a domain, wraps its state machine at the next
-	// start (storage fault injection).
-	wrapSM map[string]func(machineSM) machineSM
+	// hook, if set, adjusts a domain's configuration at every start
+	// (fault injection, clocks, fanout timing).
+	hook func(domain string, c *Config)
 }
 
 func listenLoopback(t *testing.T, addr string) net.Listener {
@@ -108,13 +108,16 @@ func (f *fabric) start(domain string, fl, ml net.Listener) {
 	if fl == nil {
 		fl, ml = listenLoopback(f.t, n.addr), listenLoopback(f.t, n.metricsAddr)
 	}
-	d, err := Start(f.ctx, Config{
+	cfg := Config{
 		Domain: domain, DataDir: n.dir, Dev: true, DevCADir: f.caDir,
 		Listener: fl, MetricsListener: ml, Resolve: f.resolve,
 		ShutdownTimeout: Duration(5 * time.Second),
 		Logger:          testLogger(f.t),
-		testWrapSM:      f.wrapSM[domain],
-	})
+	}
+	if f.hook != nil {
+		f.hook(domain, &cfg)
+	}
+	d, err := Start(f.ctx, cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -63,10 +63,11 @@ const (
 	answer429             // 429 without forwarding
 	slow                  // wait, then forward
 	lostAnswer            // forward (b processes it), then drop the connection: the hub never sees the 201
+	hang                  // never answer: the hub's SendTimeout ends the request
 )
 
 func (m faultMode) String() string {
-	return [...]string{"pass", "500", "503+Retry-After", "429", "slow", "lost answer"}[m]
+	return [...]string{"pass", "500", "503+Retry-After", "429", "slow", "lost answer", "hang"}[m]
 }
 
 // faultProxy is a loopback HTTPS server terminating mutual TLS with
@@ -78,7 +79,7 @@ type faultProxy struct {
 	srv      *http.Server
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
-	injected [6]atomic.Int64
+	injected [7]atomic.Int64
 }
 
 func (p *faultProxy) set(m faultMode) { p.mode.Store(int32(m)) }
@@ -103,6 +104,12 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(w, r)
 	case lostAnswer:
 		p.rp.ServeHTTP(&discard{h: http.Header{}}, r)
+		panic(http.ErrAbortHandler)
+	case hang:
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
 		panic(http.ErrAbortHandler)
 	default:
 		p.rp.ServeHTTP(w, r)
@@ -162,13 +169,13 @@ func startProxy(t *testing.T, f *fabric, ln net.Listener, bAddr string) *faultPr
 
 // newFaultFabric is newFabric with, when proxied, a.example and c.example
 // resolving b.example to a fault proxy instead of b's listener.
-func newFaultFabric(t *testing.T, ctx context.Context, proxied bool, wrapSM map[string]func(machineSM) machineSM) (*fabric, *faultProxy) {
+func newFaultFabric(t *testing.T, ctx context.Context, proxied bool, hook func(domain string, c *Config)) (*fabric, *faultProxy) {
 	tmp := t.TempDir()
 	f := &fabric{
 		t: t, ctx: ctx, caDir: filepath.Join(tmp, "ca"),
 		resolve: map[string]string{}, nodes: map[string]*node{},
-		http:   &http.Client{Timeout: 10 * time.Second},
-		wrapSM: wrapSM,
+		http: &http.Client{Timeout: 10 * time.Second},
+		hook: hook,
 	}
 	t.Cleanup(f.http.CloseIdleConnections)
 	domains := []string{"a.example", "b.example", "c.example"}
@@ -613,7 +620,13 @@ func TestFaultFollowerErrors(t *testing.T) {
 	sz := sizes()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	f, p := newFaultFabric(t, ctx, true, nil)
+	// The hub gives up on a /notify after 1.5 s (the slow phase's 700 ms
+	// stays below it; the hang phase never answers).
+	f, p := newFaultFabric(t, ctx, true, func(domain string, c *Config) {
+		if domain == "a.example" {
+			c.Fanout.SendTimeout = Duration(1500 * time.Millisecond)
+		}
+	})
 	defer f.closeAll()
 	r := newFaultRig(t, ctx, f)
 	r.send(2)
@@ -623,7 +636,7 @@ func TestFaultFollowerErrors(t *testing.T) {
 	w := watchRetries(func() *Daemon { return a })
 	defer w.halt()
 	for range sz.rounds {
-		for _, m := range []faultMode{answer500, answer503, answer429, slow, lostAnswer} {
+		for _, m := range []faultMode{answer500, answer503, answer429, slow, lostAnswer, hang} {
 			before := p.injected[m].Load()
 			p.set(m)
 			r.send(max(sz.perPhase/2, 2))
@@ -650,7 +663,7 @@ func TestFaultFollowerErrors(t *testing.T) {
 	}
 	attempts, maxWait := w.finish(t)
 	var inj []string
-	for m := answer500; m <= lostAnswer; m++ {
+	for m := answer500; m <= hang; m++ {
 		inj = append(inj, fmt.Sprintf("%v=%d", m, p.injected[m].Load()))
 	}
 	r.figures("errors", fmt.Sprintf("rounds=%d injected[%s] retries=%v max consecutive failures=%d max backoff seen=%v",
@@ -669,11 +682,15 @@ func TestFaultFollowerStorage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var faulty *faultySM
-	f, _ := newFaultFabric(t, ctx, false, map[string]func(machineSM) machineSM{
-		"b.example": func(m machineSM) machineSM {
-			faulty = &faultySM{machineSM: m}
-			return faulty
-		},
+	var inject atomic.Bool
+	inject.Store(true)
+	f, _ := newFaultFabric(t, ctx, false, func(domain string, c *Config) {
+		if domain == "b.example" && inject.Load() {
+			c.testWrapSM = func(m machineSM) machineSM {
+				faulty = &faultySM{machineSM: m}
+				return faulty
+			}
+		}
 	})
 	defer f.closeAll()
 	r := newFaultRig(t, ctx, f)
@@ -712,7 +729,7 @@ func TestFaultFollowerStorage(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Fatal("b.example's state changed under a storage failure")
 	}
-	f.wrapSM = nil
+	inject.Store(false)
 	r.restart(r.b, 100*time.Millisecond)
 	r.waitDelivered(90 * time.Second)
 	r.figures("follower-storage", fmt.Sprintf("first refusal=%d %q", st.LastStatus, st.LastError))
@@ -851,4 +868,86 @@ func TestFaultKeyPackageExpiry(t *testing.T) {
 		}
 	}
 	t.Logf("FIGURES kp-expiry: claims=4 expired-at-upload refused=1 expired-before-claim handed out=0")
+}
+
+// skewedClock is a clock offset from the real one by a settable amount.
+type skewedClock struct{ off atomic.Int64 }
+
+func (c *skewedClock) Now() time.Time         { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *skewedClock) set(skew time.Duration) { c.off.Store(int64(skew)) }
+
+// TestFaultClockSkew: b.example's clock runs ahead of the clients' and the
+// hub's (and then jumps further, as after an NTP step). b judges every
+// KeyPackage lifetime by its own clock (RFC 9420, Section 7.2;
+// draft-ralston-mimi-protocol-02, Section 5.2), consistently: an upload
+// already expired by b's clock is refused even though it is valid by the
+// client's, and a claim never returns a KeyPackage expired by b's clock,
+// while one still valid by it is handed out to the hub's claim.
+func TestFaultClockSkew(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bClock := &skewedClock{}
+	bClock.set(2 * time.Minute)
+	f, _ := newFaultFabric(t, ctx, false, func(domain string, c *Config) {
+		if domain == "b.example" {
+			c.Clock = bClock.Now
+		}
+	})
+	defer f.closeAll()
+	a, b := f.nodes["a.example"], f.nodes["b.example"]
+	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
+	register(t, ctx, a, alice, 1)
+	dave := providertest.NewClient(t, "b.example", "dave", "dave1")
+	if _, err := b.d.Provider().RegisterClient(ctx, dave.Cred, dave.Pub); err != nil {
+		t.Fatal(err)
+	}
+	const kpRoom = "mimi://a.example/r/skew"
+	g := providertest.CreateGroup(t, alice, a.d.Provider().HubSender(), providertest.Room(kpRoom, map[string]string{alice.User: "admin"}))
+	gi, err := g.GroupInfo(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.d.Provider().CreateRoom(ctx, alice.Client, kpRoom, gi.GroupInfo, g.RatchetTree()); err != nil {
+		t.Fatal(err)
+	}
+	clientClock := providertest.NewClock() // the real time
+	upload := func(life time.Duration) (uint64, error) {
+		opts := providertest.Lifetime(clientClock, life)
+		_, err := b.d.Provider().UploadKeyPackages(ctx, dave.Client, []*wire.KeyPackage{dave.KeyPackage(t, opts)})
+		return opts.Leaf.Lifetime.NotAfter, err
+	}
+	claim := func() uint64 {
+		km, err := a.d.Provider().LocalKeyMaterial(ctx, alice.Client, providertest.KeyMaterialRequest(alice.User, dave.User, kpRoom))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range km.Clients {
+			if c.KeyPackage != nil {
+				return c.KeyPackage.LeafNode.Lifetime.NotAfter
+			}
+		}
+		return 0
+	}
+	// Valid for another minute by the client's clock, expired by b's.
+	if _, err := upload(time.Minute); err == nil {
+		t.Fatal("b accepted a KeyPackage already expired by its own clock")
+	}
+	fiveMin, err := upload(5 * time.Minute)
+	if err != nil {
+		t.Fatalf("a KeyPackage valid by b's clock was refused: %v", err)
+	}
+	tenMin, err := upload(10 * time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b's clock jumps to 7 minutes ahead: the 5-minute KeyPackage has
+	// expired by it (not by the real time); the 10-minute one has not.
+	bClock.set(7 * time.Minute)
+	if got := claim(); got != tenMin {
+		t.Fatalf("claim handed out not_after %d; want the 10-minute KeyPackage (%d), never the 5-minute one (%d) expired by b's clock", got, tenMin, fiveMin)
+	}
+	if got := claim(); got != 0 {
+		t.Fatalf("a KeyPackage expired by b's clock was handed out: not_after %d (b's now %d, real now %d)", got, bClock.Now().Unix(), time.Now().Unix())
+	}
+	t.Logf("FIGURES clock-skew: follower clock +2 min then +7 min; uploads refused as expired by the follower's clock=1; claims=2, expired by the follower's clock handed out=0")
 }
