@@ -447,18 +447,8 @@ func (t *tx) clientRemoved(b *eventlog.ClientRemoved) error {
 	if err != nil {
 		return err
 	}
-	for _, ref := range refs {
-		var kp KeyPackage
-		found, err := t.load(kpKey(ref), "key package", &kp)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("%w: availability index names KeyPackage %x", ErrCorruptState, ref)
-		}
-		if err := t.withdrawKeyPackage(&kp); err != nil {
-			return err
-		}
+	if err := t.withdrawKeyPackages(refs, "availability"); err != nil {
+		return err
 	}
 	// Drop the inbox, keeping the cursor so positions are never reused.
 	var cur Cursor
@@ -517,11 +507,22 @@ func (t *tx) keyPackagesUploaded(ev *eventlog.Event, b *eventlog.KeyPackagesUplo
 	return nil
 }
 
-// withdrawKeyPackage deletes an unclaimed KeyPackage and its index entries.
-func (t *tx) withdrawKeyPackage(kp *KeyPackage) error {
-	for _, k := range [][]byte{kpKey(kp.Ref), availKey(kp), expiryKey(kp)} {
-		if err := t.del(k); err != nil {
+// withdrawKeyPackages deletes unclaimed KeyPackages, named by refs read
+// from the index called index, and their index entries.
+func (t *tx) withdrawKeyPackages(refs [][]byte, index string) error {
+	for _, ref := range refs {
+		var kp KeyPackage
+		found, err := t.load(kpKey(ref), "key package", &kp)
+		if err != nil {
 			return err
+		}
+		if !found || kp.Claimed {
+			return fmt.Errorf("%w: %s index names KeyPackage %x (found %v)", ErrCorruptState, index, ref, found)
+		}
+		for _, k := range [][]byte{kpKey(kp.Ref), availKey(&kp), expiryKey(&kp)} {
+			if err := t.del(k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -551,20 +552,7 @@ func (t *tx) keyPackagesExpired(b *eventlog.KeyPackagesExpired) error {
 	if err != nil {
 		return err
 	}
-	for _, ref := range refs {
-		var kp KeyPackage
-		found, err := t.load(kpKey(ref), "key package", &kp)
-		if err != nil {
-			return err
-		}
-		if !found || kp.Claimed {
-			return fmt.Errorf("%w: expiry index names KeyPackage %x (found %v)", ErrCorruptState, ref, found)
-		}
-		if err := t.withdrawKeyPackage(&kp); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.withdrawKeyPackages(refs, "expiry")
 }
 
 func (t *tx) keyPackageClaimed(ev *eventlog.Event, b *eventlog.KeyPackageClaimed) error {

@@ -376,18 +376,26 @@ func TestBeforeInbox(t *testing.T) {
 // Welcome the hub fanned out (draft-ralston-mimi-protocol-02, Sections
 // 3.1, 3.2 and 5.5) and sends a message Alice decrypts; both agree on the
 // epoch authenticator.
-func TestSDK(t *testing.T) {
+// The SDK tests' users.
+const aliceURI, bobURI = "mimi://a.example/u/alice", "mimi://b.example/u/bob"
+
+// sdkClients registers SDK clients of alice at a.example and bob at
+// b.example (bob with one KeyPackage published); wrapB, if set, wraps
+// bob's provider.
+func sdkClients(t *testing.T, p *pair, wrapB func(client.Provider) client.Provider) (a1, b1 *client.Client) {
+	t.Helper()
 	ctx := context.Background()
-	p := newPair(t)
 	pump := func(context.Context) error { p.deliver(); return nil }
 	opts := &local.Options{Isolate: true, BeforeInbox: pump}
-	la, lb := local.New(p.a.P, opts), local.New(p.b.P, opts)
-	const aliceURI, bobURI = "mimi://a.example/u/alice", "mimi://b.example/u/bob"
+	var la, lb client.Provider = local.New(p.a.P, opts), local.New(p.b.P, opts)
+	if wrapB != nil {
+		lb = wrapB(lb)
+	}
 	a1, err := client.New(aliceURI, "mimi://a.example/d/ClientA1", providertest.Suite, la, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b1, err := client.New(bobURI, "mimi://b.example/d/ClientB1", providertest.Suite, lb, nil)
+	b1, err = client.New(bobURI, "mimi://b.example/d/ClientB1", providertest.Suite, lb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,6 +407,12 @@ func TestSDK(t *testing.T) {
 	if _, err := b1.PublishKeyPackages(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
+	return a1, b1
+}
+
+func TestSDK(t *testing.T) {
+	ctx := context.Background()
+	a1, b1 := sdkClients(t, newPair(t), nil)
 	policy := mimi.Policy{Roles: []mimi.Role{
 		{Name: "admin", Permissions: []mimi.Permission{mimi.CanAddUser, mimi.CanRemoveUser, mimi.CanSendMessage}},
 		{Name: "member", Permissions: []mimi.Permission{mimi.CanSendMessage}},
@@ -454,28 +468,11 @@ func (l *lossy) SubmitMessage(ctx context.Context, cl, room string, req *mimi.Su
 // succeeds and the other member receives it exactly once.
 func TestSDKResendAfterLostAnswer(t *testing.T) {
 	ctx := context.Background()
-	p := newPair(t)
-	pump := func(context.Context) error { p.deliver(); return nil }
-	opts := &local.Options{Isolate: true, BeforeInbox: pump}
-	la := local.New(p.a.P, opts)
-	lb := &lossy{Provider: local.New(p.b.P, opts)}
-	const aliceURI, bobURI = "mimi://a.example/u/alice", "mimi://b.example/u/bob"
-	a1, err := client.New(aliceURI, "mimi://a.example/d/ClientA1", providertest.Suite, la, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b1, err := client.New(bobURI, "mimi://b.example/d/ClientB1", providertest.Suite, lb, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*client.Client{a1, b1} {
-		if err := c.Register(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := b1.PublishKeyPackages(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	var lb *lossy
+	a1, b1 := sdkClients(t, newPair(t), func(p client.Provider) client.Provider {
+		lb = &lossy{Provider: p}
+		return lb
+	})
 	policy := mimi.Policy{Roles: []mimi.Role{{Name: "member", Permissions: []mimi.Permission{mimi.CanAddUser, mimi.CanSendMessage}}}}
 	if err := a1.CreateRoom(ctx, room, policy, []mimi.Participant{{User: aliceURI, Role: "member"}}); err != nil {
 		t.Fatal(err)

@@ -791,24 +791,9 @@ func TestFaultKeyPackageExpiry(t *testing.T) {
 	f, _ := newFaultFabric(t, ctx, false, nil)
 	defer f.closeAll()
 	a, b := f.nodes["a.example"], f.nodes["b.example"]
-	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
-	register(t, ctx, a, alice, 1)
-	dave := providertest.NewClient(t, "b.example", "dave", "dave1")
-	erin := providertest.NewClient(t, "b.example", "erin", "erin1")
-	for _, c := range []*providertest.Client{dave, erin} {
-		if _, err := b.d.Provider().RegisterClient(ctx, c.Cred, c.Pub); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const kpRoom = "mimi://a.example/r/kp"
-	g := providertest.CreateGroup(t, alice, a.d.Provider().HubSender(), providertest.Room(kpRoom, map[string]string{alice.User: "admin"}))
-	gi, err := g.GroupInfo(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.d.Provider().CreateRoom(ctx, alice.Client, kpRoom, gi.GroupInfo, g.RatchetTree()); err != nil {
-		t.Fatal(err)
-	}
+	alice, clients := claimSetup(t, ctx, a, b, kpRoom, "dave", "erin")
+	dave, erin := clients[0], clients[1]
 	clock := providertest.NewClock()
 	upload := func(c *providertest.Client, opts *mls.KeyPackageOptions) error {
 		_, err := b.d.Provider().UploadKeyPackages(ctx, c.Client, []*wire.KeyPackage{c.KeyPackage(t, opts)})
@@ -870,6 +855,31 @@ func TestFaultKeyPackageExpiry(t *testing.T) {
 	t.Logf("FIGURES kp-expiry: claims=4 expired-at-upload refused=1 expired-before-claim handed out=0")
 }
 
+// claimSetup registers alice at hub and one client per user at target, and
+// has alice create room at hub, for KeyPackage claims over federation.
+func claimSetup(t *testing.T, ctx context.Context, hub, target *node, room string, users ...string) (*providertest.Client, []*providertest.Client) {
+	t.Helper()
+	alice := providertest.NewClient(t, hub.domain, "alice", "alice1")
+	register(t, ctx, hub, alice, 1)
+	var clients []*providertest.Client
+	for _, u := range users {
+		c := providertest.NewClient(t, target.domain, u, u+"1")
+		if _, err := target.d.Provider().RegisterClient(ctx, c.Cred, c.Pub); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	g := providertest.CreateGroup(t, alice, hub.d.Provider().HubSender(), providertest.Room(room, map[string]string{alice.User: "admin"}))
+	gi, err := g.GroupInfo(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.d.Provider().CreateRoom(ctx, alice.Client, room, gi.GroupInfo, g.RatchetTree()); err != nil {
+		t.Fatal(err)
+	}
+	return alice, clients
+}
+
 // skewedClock is a clock offset from the real one by a settable amount.
 type skewedClock struct{ off atomic.Int64 }
 
@@ -895,21 +905,9 @@ func TestFaultClockSkew(t *testing.T) {
 	})
 	defer f.closeAll()
 	a, b := f.nodes["a.example"], f.nodes["b.example"]
-	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
-	register(t, ctx, a, alice, 1)
-	dave := providertest.NewClient(t, "b.example", "dave", "dave1")
-	if _, err := b.d.Provider().RegisterClient(ctx, dave.Cred, dave.Pub); err != nil {
-		t.Fatal(err)
-	}
 	const kpRoom = "mimi://a.example/r/skew"
-	g := providertest.CreateGroup(t, alice, a.d.Provider().HubSender(), providertest.Room(kpRoom, map[string]string{alice.User: "admin"}))
-	gi, err := g.GroupInfo(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.d.Provider().CreateRoom(ctx, alice.Client, kpRoom, gi.GroupInfo, g.RatchetTree()); err != nil {
-		t.Fatal(err)
-	}
+	alice, clients := claimSetup(t, ctx, a, b, kpRoom, "dave")
+	dave := clients[0]
 	clientClock := providertest.NewClock() // the real time
 	upload := func(life time.Duration) (uint64, error) {
 		opts := providertest.Lifetime(clientClock, life)
