@@ -34,7 +34,18 @@ echo "== fuzz targets, $FUZZTIME each"
 for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "-- $pkg $target"
+    dir="$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$target"
+    before=$(ls "$dir" 2>/dev/null | wc -l)
     if ! out=$(go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" 2>&1); then
+      after=$(ls "$dir" 2>/dev/null | wc -l)
+      # Go 1.26's fuzz coordinator can report "context deadline exceeded"
+      # when -fuzztime ends under CPU load (golang/go#75804, fixed in Go
+      # 1.27); that is not a crash: no reproducer is written.
+      if [ "$after" = "$before" ] && echo "$out" | grep -q 'context deadline exceeded'; then
+        echo "$out" | grep 'elapsed' | tail -1
+        echo "   (ignored: fuzztime deadline race of the Go toolchain, golang/go#75804; no reproducer written)"
+        continue
+      fi
       echo "$out"
       exit 1
     fi
