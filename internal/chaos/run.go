@@ -47,6 +47,12 @@ type Config struct {
 	// Raft leader rather than a node drawn uniformly from all three
 	// (default 0.4; negative: always uniform).
 	LeaderShare float64
+	// FollowerShare is the probability that a kill targets a follower
+	// provider (b.example or c.example, single nodes) instead of a hub
+	// node (default 0.25; negative: hub nodes only). A killed follower
+	// loses its in-flight /notify and client API calls; the hub's fanout
+	// retries and its clients' senders resend.
+	FollowerShare float64
 	// Rooms is the number of rooms hosted by a.example (default 2);
 	// Senders and Receivers the number of sending and receive-only clients
 	// at each of the three providers (defaults 1 and 1).
@@ -88,6 +94,9 @@ func (c *Config) defaults() {
 	if c.LeaderShare == 0 {
 		c.LeaderShare = 0.4
 	}
+	if c.FollowerShare == 0 {
+		c.FollowerShare = 0.25
+	}
 	defInt(&c.Rooms, 2)
 	defInt(&c.Senders, 1)
 	defInt(&c.Receivers, 1)
@@ -102,10 +111,11 @@ func (c *Config) defaults() {
 	}
 }
 
-// Kill is one SIGKILL of a hub node.
+// Kill is one SIGKILL of a hub node or a follower provider.
 type Kill struct {
 	Node      string
 	WasLeader bool
+	Follower  bool // a follower provider, not a hub node
 	// At is the time since the load started; Down how long the node was
 	// down; Rejoin how long it took from restart to ready.
 	At, Down, Rejoin time.Duration
@@ -122,8 +132,9 @@ type Result struct {
 	// the load stopped, if a leader answered.
 	BacklogAtStop uint64
 	Kills         []Kill
-	// LeaderKills counts the kills of the node that was leader.
-	LeaderKills int
+	// LeaderKills counts the kills of the node that was leader,
+	// FollowerKills those of a follower provider.
+	LeaderKills, FollowerKills int
 	// LeaderChanges counts the changes of the leader's identity seen by
 	// polling the admin API every 250 ms, Terms the distinct Raft terms
 	// seen with a leader.
@@ -159,8 +170,8 @@ func (r *Result) Summary() string {
 	if rep == nil {
 		rep = &CheckReport{}
 	}
-	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
-		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.LeaderChanges, r.Terms,
+	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
+		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.FollowerKills, r.LeaderChanges, r.Terms,
 		r.Sent, r.Acked, rep.AckedRetried, r.OutcomeUnknown, r.Refused, r.SubmitCalls, r.SubmitFailures,
 		rep.HubMessages, rep.DeliveriesChecked, r.Decrypted, r.HubEvents, r.NodesAgree, len(rep.Problems),
 		rep.Count(ProblemLostAtHub), rep.Count(ProblemDuplicateAtHub), rep.Count(ProblemLost), rep.Count(ProblemDuplicate),
@@ -315,7 +326,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if leader != nil && rng.Float64() < cfg.LeaderShare {
 			victim = leader
 		}
-		k := Kill{Node: victim.ID, WasLeader: leader == victim, At: time.Since(loadStart)}
+		follower := len(topo.Followers) > 0 && rng.Float64() < cfg.FollowerShare
+		if follower {
+			victim = topo.Followers[rng.IntN(len(topo.Followers))]
+		}
+		k := Kill{Node: victim.ID, WasLeader: !follower && leader == victim, Follower: follower, At: time.Since(loadStart)}
 		if err := victim.Proc.Kill(); err != nil {
 			chaosErr = err
 			break
@@ -343,11 +358,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if k.WasLeader {
 			res.LeaderKills++
 		}
+		if k.Follower {
+			res.FollowerKills++
+		}
 		st.mu.Lock()
 		acked := st.acked
 		st.mu.Unlock()
-		logf("chaos: kill %d: %s (leader=%v) at %s, down %s, ready %s after restart; %d messages acknowledged so far",
-			len(res.Kills), k.Node, k.WasLeader, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked)
+		logf("chaos: kill %d: %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged so far",
+			len(res.Kills), k.Node, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked)
 	}
 	close(stop)
 	sendersDone := make(chan struct{})

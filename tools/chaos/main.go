@@ -13,7 +13,7 @@
 //
 //	go run ./tools/chaos -duration 10m [-kills N] [-seed N] [-dir DIR] [-rooms 2]
 //	    [-senders 1] [-receivers 1] [-pause 30ms] [-up 1s-4s] [-down 200ms-2s]
-//	    [-leader-share 0.4] [-log-level info] [-json]
+//	    [-leader-share 0.4] [-follower-share 0.25] [-log-level info] [-json]
 //
 // The run lasts at least -duration and at least -kills kills. It prints
 // one progress line per kill and a FIGURES line, and exits 0 when no
@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	up := fs.String("up", "1s-4s", "how long hub nodes run between kills (lo-hi)")
 	down := fs.String("down", "200ms-2s", "how long a killed node stays down (lo-hi)")
 	leaderShare := fs.Float64("leader-share", 0.4, "probability that a kill targets the current leader (else a uniform draw)")
+	followerShare := fs.Float64("follower-share", 0.25, "probability that a kill targets a follower provider (b.example or c.example) instead of a hub node; negative: hub nodes only")
 	logLevel := fs.String("log-level", "info", "daemons' log level")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	unpinned := fs.Bool("unpinned-setup", false, "route the setup through any hub node, not the leader (reproduces the read-your-writes gap)")
@@ -113,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := chaos.Config{
 		Dir: work, Bin: *bin, Seed: *seed, Duration: *duration, Kills: *kills,
-		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare,
+		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare, FollowerShare: *followerShare,
 		UnpinnedSetup: *unpinned,
 		Rooms:         *rooms, Senders: *senders, Receivers: *receivers, SendPause: *pause,
 		Topology: chaos.TopologyConfig{LogLevel: *logLevel},
