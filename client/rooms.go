@@ -532,12 +532,19 @@ func (c *Client) updateRequest(pc *mls.PendingCommit) (*mimi.UpdateRequest, erro
 
 // sendCommit sends a commit's UpdateRequest and merges the commit when the
 // hub accepted it, or discards it when the hub refused. When the provider
-// did not answer, the commit stays pending (ErrOutcomeUnknown).
+// does not answer, the same request is sent again (see resend: the hub
+// answers the commit it accepted last with its first success,
+// draft-ralston-mimi-protocol-02, Section 5.3); if no answer ever comes,
+// the commit stays pending (ErrOutcomeUnknown).
 func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit, req *mimi.UpdateRequest) error {
-	resp, err := c.p.Update(ctx, c.id.Client, r.id, req)
-	if err == nil && resp == nil {
-		err = errors.New("no response")
-	}
+	var resp *mimi.UpdateRoomResponse
+	err := c.resend(ctx, func() (err error) {
+		resp, err = c.p.Update(ctx, c.id.Client, r.id, req)
+		if err == nil && resp == nil {
+			err = errors.New("no response")
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%w: commit to %s: %w", ErrOutcomeUnknown, r.id, err)
 	}
@@ -727,13 +734,29 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 // submission got no answer; it doubles with each resend.
 const resendDelay = 100 * time.Millisecond
 
-// submit sends req to the hub through the provider and, while no answer
-// comes back, sends the same bytes again, up to Options.MaxAttempts tries
-// in all, waiting resendDelay, then twice that, and so on. A resend is
-// safe: the hub accepts a message once per epoch and answers a resend
-// with the first acceptance (draft-ralston-mimi-protocol-02, Section 5.4),
-// so a message whose answer was lost is neither lost nor duplicated.
+// submit sends req to the hub through the provider, again with the same
+// bytes while no answer comes back (see resend). A resend is safe: the hub
+// accepts a message once per epoch and answers a resend with the first
+// acceptance (draft-ralston-mimi-protocol-02, Section 5.4), so a message
+// whose answer was lost is neither lost nor duplicated.
 func (c *Client) submit(ctx context.Context, roomID string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
+	var resp *mimi.SubmitMessageResponse
+	err := c.resend(ctx, func() (err error) {
+		resp, err = c.p.SubmitMessage(ctx, c.id.Client, roomID, req)
+		if err == nil && resp == nil {
+			err = errors.New("no response")
+		}
+		return err
+	})
+	return resp, err
+}
+
+// resend calls send until it returns no error (an answer came back), up to
+// Options.MaxAttempts tries in all, waiting resendDelay before the second
+// try, then twice that, and so on; it stops early when ctx ends. It
+// returns the last error. send must be safe to repeat (it sends the same
+// request).
+func (c *Client) resend(ctx context.Context, send func() error) error {
 	var err error
 	for try := range c.opts.MaxAttempts {
 		if try > 0 {
@@ -741,23 +764,15 @@ func (c *Client) submit(ctx context.Context, roomID string, req *mimi.SubmitMess
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, errors.Join(err, ctx.Err())
+				return errors.Join(err, ctx.Err())
 			case <-t.C:
 			}
 		}
-		var resp *mimi.SubmitMessageResponse
-		resp, err = c.p.SubmitMessage(ctx, c.id.Client, roomID, req)
-		if err == nil && resp == nil {
-			err = errors.New("no response")
-		}
-		if err == nil {
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			break
+		if err = send(); err == nil || ctx.Err() != nil {
+			return err
 		}
 	}
-	return nil, err
+	return err
 }
 
 // JoinNewDevice joins a room of the client's user by external commit: the

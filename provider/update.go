@@ -142,6 +142,9 @@ func (p *Provider) hubUpdate(ctx context.Context, src source, room string, req *
 			next *publicgroup.View
 		)
 		if req.IsCommit() {
+			if resp, err := p.commitAcceptedBefore(room, rec, &req.ProposalOrCommit); err != nil || resp != nil {
+				return resp, err
+			}
 			resp, ops, next, err = p.checkCommit(src, room, rec, v, eff, req, ts)
 		} else {
 			msgs := make([]*wire.PublicMessage, 0, 1+len(req.MoreProposals))
@@ -681,6 +684,32 @@ func (p *Provider) welcomeRoute(ref []byte, room string) (client, provider strin
 		return "", hr.Provider, true
 	}
 	return "", "", false
+}
+
+// commitAcceptedBefore returns the answer to a commit the room accepted
+// last (the same bytes as its latest CommitAccepted, one epoch back): the
+// success its first submission got, with that acceptance's timestamp
+// (draft-ralston-mimi-protocol-02, Section 5.3). A provider that lost the
+// answer and sends the commit again thus learns that it was accepted,
+// rather than wrongEpoch, which would not tell it whether its own commit
+// or another one won. It returns nil for any other commit.
+func (p *Provider) commitAcceptedBefore(room string, rec *projections.Room, pm *wire.PublicMessage) (*mimi.UpdateRoomResponse, error) {
+	if rec.LastCommitSeq == 0 || pm.Content.Epoch+1 != rec.Epoch {
+		return nil, nil
+	}
+	ev, err := p.m.Event(rec.LastCommitSeq)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	ca, ok := ev.Body.(*eventlog.CommitAccepted)
+	if !ok || ev.Room != room {
+		return nil, fmt.Errorf("provider: room %s: event %d is not its latest commit", room, rec.LastCommitSeq)
+	}
+	b, err := publicMessageBytes(pm)
+	if err != nil || !bytes.Equal(b, ca.Commit) {
+		return nil, nil
+	}
+	return &mimi.UpdateRoomResponse{Code: mimi.UpdateSuccess, AcceptedTimestamp: ev.Timestamp}, nil
 }
 
 // pendingHas reports whether v caches the proposal with reference ref.

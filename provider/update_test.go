@@ -32,7 +32,8 @@ func TestUpdateNotAllowed(t *testing.T) {
 }
 
 // TestUpdateWrongEpoch: a commit for a past epoch gets wrongEpoch with the
-// current epoch; of two racing commits exactly one wins.
+// current epoch; of two racing commits exactly one wins; the winner sent
+// again gets its first answer.
 func TestUpdateWrongEpoch(t *testing.T) {
 	w := newWorld(t)
 	w.createRoom()
@@ -63,10 +64,10 @@ func TestUpdateWrongEpoch(t *testing.T) {
 	if loser.CurrentEpoch != 2 {
 		t.Fatalf("currentEpoch %d, want 2", loser.CurrentEpoch)
 	}
-	// The stale commit again: wrongEpoch.
-	stale := rb
+	// The losing commit again: wrongEpoch.
+	stale, won, wonResp, wonFrom := rb, ra, respA, w.a
 	if respB.Code == mimi.UpdateSuccess {
-		stale = ra
+		stale, won, wonResp, wonFrom = ra, rb, respB, w.b
 	}
 	resp, err := w.a.P.Update(w.ctx, "a.example", room, stale)
 	if err != nil || resp.Code != mimi.UpdateWrongEpoch || resp.CurrentEpoch != 2 {
@@ -74,6 +75,20 @@ func TestUpdateWrongEpoch(t *testing.T) {
 	}
 	if _, err := mimi.Encode(resp); err != nil {
 		t.Fatal(err)
+	}
+	// The winning commit again (its answer lost): the first success, and
+	// nothing changes.
+	digest := w.a.Digest(t)
+	client := w.alice.Client
+	if wonFrom == w.b {
+		client = w.bob.Client
+	}
+	again, err := wonFrom.P.LocalUpdate(w.ctx, client, room, won)
+	if err != nil || again.Code != mimi.UpdateSuccess || again.AcceptedTimestamp != wonResp.AcceptedTimestamp {
+		t.Fatalf("the accepted commit again: %v %+v, want success at %d", err, again, wonResp.AcceptedTimestamp)
+	}
+	if !bytes.Equal(digest, w.a.Digest(t)) {
+		t.Fatal("the accepted commit sent again changed the hub's state")
 	}
 	pa.Discard()
 	pb.Discard()

@@ -160,9 +160,17 @@ func testMapsToProvider(t *testing.T, isolate bool) {
 	if err := pc.Merge(); err != nil {
 		t.Fatal(err)
 	}
+	acceptedAt := ur.AcceptedTimestamp
 	ur, err = la.Update(ctx, alice.Client, room, req)
+	if err != nil || ur.Code != mimi.UpdateSuccess || ur.AcceptedTimestamp != acceptedAt {
+		t.Fatalf("replayed commit: %v %+v (want its first success as a response)", err, ur)
+	}
+	// A commit for the epoch before: wrongEpoch, as a response.
+	stale := *req
+	stale.ProposalOrCommit.Content.Epoch--
+	ur, err = la.Update(ctx, alice.Client, room, &stale)
 	if err != nil || ur.Code != mimi.UpdateWrongEpoch || ur.CurrentEpoch != g.Epoch() {
-		t.Fatalf("replayed commit: %v %+v (want wrongEpoch as a response)", err, ur)
+		t.Fatalf("stale commit: %v %+v (want wrongEpoch as a response)", err, ur)
 	}
 	if _, err := la.Update(ctx, "mimi://a.example/d/nobody", room, req); !errors.Is(err, provider.ErrUnknownClient) {
 		t.Fatalf("update from an unknown client: %v", err)
@@ -444,12 +452,23 @@ func TestSDK(t *testing.T) {
 	}
 }
 
-// lossy loses the answer to the next lose SubmitMessage calls after the
-// provider processed them, as a dropped connection would.
+// lossy loses the answer to the next lose SubmitMessage calls (loseUpdates
+// Update calls) after the provider processed them, as a dropped connection
+// would.
 type lossy struct {
 	client.Provider
-	lose  int
-	calls int
+	lose, loseUpdates int
+	calls, updates    int
+}
+
+func (l *lossy) Update(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
+	l.updates++
+	resp, err := l.Provider.Update(ctx, cl, room, req)
+	if err == nil && l.loseUpdates > 0 {
+		l.loseUpdates--
+		return nil, errors.New("connection reset")
+	}
+	return resp, err
 }
 
 func (l *lossy) SubmitMessage(ctx context.Context, cl, room string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
@@ -503,6 +522,27 @@ func TestSDKResendAfterLostAnswer(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[once]" {
 		t.Fatalf("alice received %q, want it once", got)
+	}
+	// A commit whose answer is lost twice: sent again, the hub answers with
+	// its first success; bob merges it, and alice processes it once and
+	// reaches the same epoch.
+	lb.loseUpdates, lb.updates = 2, 0
+	if err := b1.Commit(ctx, room); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if lb.updates != 3 {
+		t.Fatalf("%d update calls, want 3 (two answers lost)", lb.updates)
+	}
+	if _, err := a1.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ea, err := a1.EpochAuthenticator(room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := b1.EpochAuthenticator(room)
+	if err != nil || !bytes.Equal(ea, eb) {
+		t.Fatalf("after the resent commit the members disagree: %v", err)
 	}
 	// And a message whose answer is never seen is ErrOutcomeUnknown.
 	lb.lose = 10

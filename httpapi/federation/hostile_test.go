@@ -422,7 +422,7 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 	replay("message", transport.SubmitMessage, f.b, "a.example", room, smBody, int(mimi.SubmitAccepted), int(mimi.SubmitAccepted), "")
-	replay("commit", transport.Update, f.b, "a.example", room, upBody, int(mimi.UpdateSuccess), int(mimi.UpdateWrongEpoch), "")
+	replay("commit", transport.Update, f.b, "a.example", room, upBody, int(mimi.UpdateSuccess), int(mimi.UpdateSuccess), "")
 	bobCommitPC.Discard()
 }
 
