@@ -22,23 +22,20 @@ func (p *Provider) GroupInfo(ctx context.Context, peer, room string, req *mimi.G
 // Section 3.6): answered here for rooms hosted here, fetched from the hub
 // otherwise (and its signature checked).
 func (p *Provider) LocalGroupInfo(ctx context.Context, client, room string, req *mimi.GroupInfoRequest) (*mimi.GroupInfoResponse, error) {
-	if _, err := p.localClient(client); err != nil {
+	hub, err := p.localRoomHub(client, room)
+	if err != nil {
 		return nil, err
 	}
-	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if ru.Provider == p.domain {
+	if hub == p.domain {
 		return p.hubGroupInfo(source{domain: p.domain, client: client}, room, req)
 	}
 	rem, err := p.remoteOrErr()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rem.GroupInfo(ctx, ru.Provider, room, req)
+	resp, err := rem.GroupInfo(ctx, hub, room, req)
 	if err != nil {
-		return nil, fmt.Errorf("provider: group info via hub %s: %w", ru.Provider, err)
+		return nil, fmt.Errorf("provider: group info via hub %s: %w", hub, err)
 	}
 	if err := resp.Verify(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPeer, err)

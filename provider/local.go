@@ -59,6 +59,22 @@ func (p *Provider) localClient(client string) (*projections.Client, error) {
 	return c, nil
 }
 
+// localRoomHub checks that client is a registered local client and room a
+// room URI, and returns the room's hub provider (draft-ralston-mimi-protocol-02,
+// Section 3: the provider in the room's URI): the first step of every
+// local client's room operation, decided here when the hub is this
+// provider and forwarded to the hub otherwise.
+func (p *Provider) localRoomHub(client, room string) (string, error) {
+	if _, err := p.localClient(client); err != nil {
+		return "", err
+	}
+	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return ru.Provider, nil
+}
+
 // UploadKeyPackages publishes KeyPackages of a registered local client
 // (draft-ralston-mimi-protocol-02, Section 4.3.1 "Server State"). Each
 // must verify (RFC 9420, Section 10.1), carry the client's MIMI identity

@@ -30,14 +30,11 @@ func (p *Provider) SubmitMessage(ctx context.Context, peer, room string, req *mi
 // submitting provider we vouch for the client; what the follower can
 // check is that the client is registered here.
 func (p *Provider) LocalSubmitMessage(ctx context.Context, client, room string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
-	if _, err := p.localClient(client); err != nil {
+	hub, err := p.localRoomHub(client, room)
+	if err != nil {
 		return nil, err
 	}
-	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if ru.Provider == p.domain {
+	if hub == p.domain {
 		return p.hubSubmit(ctx, source{domain: p.domain, client: client}, room, req)
 	}
 	if err := p.followerMayRelayMessage(client, room); err != nil {
@@ -47,9 +44,9 @@ func (p *Provider) LocalSubmitMessage(ctx context.Context, client, room string, 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rem.SubmitMessage(ctx, ru.Provider, room, req)
+	resp, err := rem.SubmitMessage(ctx, hub, room, req)
 	if err != nil {
-		return nil, fmt.Errorf("provider: submit via hub %s: %w", ru.Provider, err)
+		return nil, fmt.Errorf("provider: submit via hub %s: %w", hub, err)
 	}
 	if resp.Code == mimi.SubmitAccepted {
 		if b, err := codec.Marshal(&req.AppMessage); err == nil {

@@ -60,23 +60,20 @@ func (p *Provider) Update(ctx context.Context, peer, room string, req *mimi.Upda
 // the room is hosted here (the messages must be the client's own), and
 // forwarded to the room's hub otherwise.
 func (p *Provider) LocalUpdate(ctx context.Context, client, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
-	if _, err := p.localClient(client); err != nil {
+	hub, err := p.localRoomHub(client, room)
+	if err != nil {
 		return nil, err
 	}
-	ru, err := mimi.ParseURIKind(room, mimi.KindRoom)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if ru.Provider == p.domain {
+	if hub == p.domain {
 		return p.hubUpdate(ctx, source{domain: p.domain, client: client}, room, req)
 	}
 	rem, err := p.remoteOrErr()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rem.Update(ctx, ru.Provider, room, req)
+	resp, err := rem.Update(ctx, hub, room, req)
 	if err != nil {
-		return nil, fmt.Errorf("provider: update via hub %s: %w", ru.Provider, err)
+		return nil, fmt.Errorf("provider: update via hub %s: %w", hub, err)
 	}
 	if resp.Code == mimi.UpdateSuccess {
 		var sent [][]byte
@@ -241,7 +238,7 @@ func (p *Provider) checkProposals(src source, roomID string, rec *projections.Ro
 		// A proposal the room already cached (a provider retrying after a
 		// lost answer, or one repeated in the request) is accepted once:
 		// it is neither cached nor fanned out again.
-		if r, err := publicgroup.ProposalRef(work.Suite(), pm); err == nil && pendingHas(work, r) {
+		if r, err := publicgroup.ProposalRef(work.Suite(), pm); err == nil && work.HasProposal(r) {
 			if again == nil {
 				again = r
 			}
@@ -710,14 +707,4 @@ func (p *Provider) commitAcceptedBefore(room string, rec *projections.Room, pm *
 		return nil, nil
 	}
 	return &mimi.UpdateRoomResponse{Code: mimi.UpdateSuccess, AcceptedTimestamp: ev.Timestamp}, nil
-}
-
-// pendingHas reports whether v caches the proposal with reference ref.
-func pendingHas(v *publicgroup.View, ref []byte) bool {
-	for _, pp := range v.PendingProposals() {
-		if bytes.Equal(pp.Ref, ref) {
-			return true
-		}
-	}
-	return false
 }

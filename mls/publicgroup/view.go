@@ -289,6 +289,11 @@ func (v *View) PendingProposals() []PendingProposal {
 	return out
 }
 
+// HasProposal reports whether the view caches the proposal with reference
+// ref in the current epoch (RFC 9420, Section 12.4: proposals by
+// reference).
+func (v *View) HasProposal(ref []byte) bool { return v.proposal(ref) != nil }
+
 // proposal returns the cached proposal with reference ref.
 func (v *View) proposal(ref []byte) *cachedProposal {
 	for _, p := range v.proposals {
