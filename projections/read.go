@@ -158,16 +158,25 @@ func (m *Machine) ClientRooms(client string) ([]string, error) {
 	return out, err
 }
 
+// lookup reads the committed record under k into rec and reports whether
+// there is one.
+func (m *Machine) lookup(k []byte, field string, rec record) (bool, error) {
+	var found bool
+	err := m.view(func(r pebble.Reader) error {
+		var err error
+		found, err = getRec(r, k, field, rec)
+		return err
+	})
+	return found, err
+}
+
 // Client returns a registered client, or ErrUnknownClient.
 func (m *Machine) Client(uri string) (*Client, error) {
 	var c Client
-	err := m.view(func(r pebble.Reader) error {
-		found, err := getRec(r, clientKey(uri), "client", &c)
-		if err == nil && !found {
-			err = fmt.Errorf("%w: %q", ErrUnknownClient, uri)
-		}
-		return err
-	})
+	found, err := m.lookup(clientKey(uri), "client", &c)
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %q", ErrUnknownClient, uri)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -193,13 +202,10 @@ func (m *Machine) UserClients(user string) ([]string, error) {
 // KeyPackage returns a KeyPackage by ref, or ErrKeyPackageUnknown.
 func (m *Machine) KeyPackage(ref []byte) (*KeyPackage, error) {
 	var kp KeyPackage
-	err := m.view(func(r pebble.Reader) error {
-		found, err := getRec(r, kpKey(ref), "key package", &kp)
-		if err == nil && !found {
-			err = fmt.Errorf("%w: %x", ErrKeyPackageUnknown, ref)
-		}
-		return err
-	})
+	found, err := m.lookup(kpKey(ref), "key package", &kp)
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %x", ErrKeyPackageUnknown, ref)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -254,13 +260,10 @@ func (m *Machine) TargetRoute(ref []byte) (*TargetRoute, error) {
 // Section 5.5).
 func (m *Machine) HubRoute(ref []byte) (*HubRoute, error) {
 	var hr HubRoute
-	err := m.view(func(r pebble.Reader) error {
-		found, err := getRec(r, hubRouteKey(ref), "hub route", &hr)
-		if err == nil && !found {
-			err = fmt.Errorf("%w: no hub route for %x", ErrNotFound, ref)
-		}
-		return err
-	})
+	found, err := m.lookup(hubRouteKey(ref), "hub route", &hr)
+	if err == nil && !found {
+		err = fmt.Errorf("%w: no hub route for %x", ErrNotFound, ref)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -273,12 +276,7 @@ func (m *Machine) HubRoute(ref []byte) (*HubRoute, error) {
 // current epoch's messages are remembered.
 func (m *Machine) AcceptedMessage(room string, epoch uint64, hash []byte) (MessageRecord, bool, error) {
 	var rec MessageRecord
-	var found bool
-	err := m.view(func(r pebble.Reader) error {
-		var err error
-		found, err = getRec(r, messageKey(room, epoch, hash), "message", &rec)
-		return err
-	})
+	found, err := m.lookup(messageKey(room, epoch, hash), "message", &rec)
 	return rec, found, err
 }
 
@@ -287,10 +285,7 @@ func (m *Machine) AcceptedMessage(room string, epoch uint64, hash []byte) (Messa
 // if none.
 func (m *Machine) GroupRoom(hub string, gid []byte) (string, error) {
 	var rec notifyRecord
-	err := m.view(func(r pebble.Reader) error {
-		_, err := getRec(r, groupRoomKey(hub, gid), "group binding", &rec)
-		return err
-	})
+	_, err := m.lookup(groupRoomKey(hub, gid), "group binding", &rec)
 	return rec.Room, err
 }
 
