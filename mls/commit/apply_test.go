@@ -26,7 +26,7 @@ func TestApplyRejects(t *testing.T) {
 		index int   // expected ProposalError.Index, -1 for a bare error
 	}
 	newcomer := func(t *testing.T, id int) *wire.KeyPackage {
-		return newClient(t, s, id).keyPackage(t, s, fullCaps())
+		return newClient(t, s, id).KeyPackage(t, s, fullCaps())
 	}
 	cases := []tc{
 		{name: "nil tree", want: commit.ErrInvalidParams, index: -1, build: func(t *testing.T, f *fixture) *commit.Params {
@@ -92,7 +92,7 @@ func TestApplyRejects(t *testing.T) {
 		{name: "AppSync unsupported by a member", want: commit.ErrUnsupportedProposalType, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
 			caps := fullCaps()
 			caps.Proposals = nil
-			kp := newClient(t, s, 50).keyPackage(t, s, caps)
+			kp := newClient(t, s, 50).KeyPackage(t, s, caps)
 			if err := f.t.UpdateLeaf(3, &kp.LeafNode); err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func TestApplyRejects(t *testing.T) {
 		{name: "Add leaf lacks credential type", want: commit.ErrInvalidLeafNode, also: tree.ErrUnsupportedCredential, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
 			caps := fullCaps()
 			caps.Credentials = []wire.CredentialType{wire.CredentialX509}
-			kp := newClient(t, s, 61).keyPackage(t, s, caps)
+			kp := newClient(t, s, 61).KeyPackage(t, s, caps)
 			return f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *kp}))
 		}},
 		{name: "Add expired", want: commit.ErrInvalidLeafNode, also: tree.ErrLifetimeInvalid, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
@@ -122,7 +122,7 @@ func TestApplyRejects(t *testing.T) {
 		{name: "Add lacks group extension", want: commit.ErrUnsupportedGroupExtension, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
 			caps := fullCaps()
 			caps.Extensions = nil
-			kp := newClient(t, s, 63).keyPackage(t, s, caps)
+			kp := newClient(t, s, 63).KeyPackage(t, s, caps)
 			return f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *kp}))
 		}},
 		{name: "Add lacks required capability", want: commit.ErrInvalidLeafNode, also: tree.ErrMissingRequiredCapability, index: 1, build: func(t *testing.T, f *fixture) *commit.Params {
@@ -132,13 +132,13 @@ func TestApplyRejects(t *testing.T) {
 			}
 			caps := fullCaps()
 			caps.Proposals = []wire.ProposalType{wire.ProposalAppSync}
-			kp := newClient(t, s, 64).keyPackage(t, s, caps)
+			kp := newClient(t, s, 64).KeyPackage(t, s, caps)
 			exts := append([]wire.Extension{rc}, f.ctx.Extensions...)
 			return f.params(c0, true, byValue(c0, &wire.GroupContextExtensions{Extensions: exts}), byValue(c0, &wire.Add{KeyPackage: *kp}))
 		}},
 		{name: "two Adds for one client", want: commit.ErrDuplicateAdd, index: 1, build: func(t *testing.T, f *fixture) *commit.Params {
 			c := newClient(t, s, 65)
-			return f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *c.keyPackage(t, s, fullCaps())}), byValue(c0, &wire.Add{KeyPackage: *c.keyPackage(t, s, fullCaps())}))
+			return f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *c.KeyPackage(t, s, fullCaps())}), byValue(c0, &wire.Add{KeyPackage: *c.KeyPackage(t, s, fullCaps())}))
 		}},
 		{name: "two Adds for one client (application rule)", want: commit.ErrDuplicateAdd, index: 1, build: func(t *testing.T, f *fixture) *commit.Params {
 			p := f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *newcomer(t, 66)}), byValue(c0, &wire.Add{KeyPackage: *newcomer(t, 67)}))
@@ -148,11 +148,11 @@ func TestApplyRejects(t *testing.T) {
 			return p
 		}},
 		{name: "Add of an existing client", want: commit.ErrAddExistingClient, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
-			kp := f.clients[2].keyPackage(t, s, fullCaps())
+			kp := f.clients[2].KeyPackage(t, s, fullCaps())
 			return f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *kp}))
 		}},
 		{name: "Add of an existing client removed by someone else's Update", want: commit.ErrAddExistingClient, index: 1, build: func(t *testing.T, f *fixture) *commit.Params {
-			kp := f.clients[2].keyPackage(t, s, fullCaps())
+			kp := f.clients[2].KeyPackage(t, s, fullCaps())
 			return f.params(c0, true, byRef(member(2), &wire.Update{LeafNode: *f.clients[2].updateLeaf(t, s, 2)}), byValue(c0, &wire.Add{KeyPackage: *kp}))
 		}},
 		{name: "Update by value", want: commit.ErrUpdateByValue, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
@@ -177,7 +177,7 @@ func TestApplyRejects(t *testing.T) {
 			return f.params(c0, true, byRef(member(1), &wire.Update{LeafNode: *f.clients[1].updateLeaf(t, s, 2)}))
 		}},
 		{name: "Update with a key_package leaf", want: commit.ErrInvalidLeafNode, also: tree.ErrWrongLeafSource, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
-			return f.params(c0, true, byRef(member(1), &wire.Update{LeafNode: f.clients[1].keyPackage(t, s, fullCaps()).LeafNode}))
+			return f.params(c0, true, byRef(member(1), &wire.Update{LeafNode: f.clients[1].KeyPackage(t, s, fullCaps()).LeafNode}))
 		}},
 		{name: "Remove out of range", want: commit.ErrRemoveOutOfRange, index: 0, build: func(t *testing.T, f *fixture) *commit.Params {
 			return f.params(c0, true, byValue(c0, &wire.Remove{Removed: 4}))
@@ -397,7 +397,7 @@ func TestApplyAccepts(t *testing.T) {
 	})
 	t.Run("Add without path", func(t *testing.T) {
 		f := newFixture(t, 3)
-		kp := newClient(t, s, 10).keyPackage(t, s, fullCaps())
+		kp := newClient(t, s, 10).KeyPackage(t, s, fullCaps())
 		res := applyOK(t, f, f.params(c0, false, byValue(c0, &wire.Add{KeyPackage: *kp})))
 		if res.PathRequired || len(res.Added) != 1 || res.Added[0] != 3 || !bytes.Equal(res.AddedKeyPackages[0].InitKey, kp.InitKey) {
 			t.Fatalf("Added %v, PathRequired %v", res.Added, res.PathRequired)
@@ -416,8 +416,8 @@ func TestApplyAccepts(t *testing.T) {
 	})
 	t.Run("Add extends the tree", func(t *testing.T) {
 		f := newFixture(t, 4)
-		res := applyOK(t, f, f.params(c0, false, byRef(external(0), &wire.Add{KeyPackage: *newClient(t, s, 11).keyPackage(t, s, fullCaps())}),
-			byRef(wire.Sender{Type: wire.SenderNewMemberProposal}, &wire.Add{KeyPackage: *newClient(t, s, 12).keyPackage(t, s, fullCaps())})))
+		res := applyOK(t, f, f.params(c0, false, byRef(external(0), &wire.Add{KeyPackage: *newClient(t, s, 11).KeyPackage(t, s, fullCaps())}),
+			byRef(wire.Sender{Type: wire.SenderNewMemberProposal}, &wire.Add{KeyPackage: *newClient(t, s, 12).KeyPackage(t, s, fullCaps())})))
 		if len(res.Added) != 2 || res.Added[0] != 4 || res.Added[1] != 5 || res.Tree.LeafCount() != 8 {
 			t.Errorf("Added %v, leaves %d", res.Added, res.Tree.LeafCount())
 		}
@@ -468,7 +468,7 @@ func TestApplyAccepts(t *testing.T) {
 			t.Fatal(err)
 		}
 		exts := []wire.Extension{rc, f.ctx.Extensions[1]}
-		kp := newClient(t, s, 13).keyPackage(t, s, fullCaps())
+		kp := newClient(t, s, 13).KeyPackage(t, s, fullCaps())
 		res := applyOK(t, f, f.params(c0, true, byRef(external(0), &wire.GroupContextExtensions{Extensions: exts}), byValue(c0, &wire.Add{KeyPackage: *kp})))
 		if len(res.Extensions) != 2 || res.Extensions[0].Type != wire.ExtensionRequiredCapabilities || !bytes.Equal(res.Extensions[1].Data, f.ctx.Extensions[1].Data) {
 			t.Errorf("extensions %v", res.Extensions)
@@ -529,7 +529,7 @@ func TestApplyAccepts(t *testing.T) {
 	})
 	t.Run("Remove then re-Add the same client", func(t *testing.T) {
 		f := newFixture(t, 4)
-		kp := f.clients[2].keyPackage(t, s, fullCaps())
+		kp := f.clients[2].KeyPackage(t, s, fullCaps())
 		res := applyOK(t, f, f.params(c0, true, byValue(c0, &wire.Add{KeyPackage: *kp}), byRef(member(1), &wire.Remove{Removed: 2})))
 		if len(res.Added) != 1 || res.Added[0] != 2 || len(res.Removed) != 1 {
 			t.Errorf("Added %v Removed %v", res.Added, res.Removed)
@@ -537,14 +537,14 @@ func TestApplyAccepts(t *testing.T) {
 	})
 	t.Run("SelfRemove then re-Add", func(t *testing.T) {
 		f := newFixture(t, 4)
-		kp := f.clients[3].keyPackage(t, s, fullCaps())
+		kp := f.clients[3].KeyPackage(t, s, fullCaps())
 		applyOK(t, f, f.params(c0, true, byRef(member(3), &wire.SelfRemove{}), byValue(c0, &wire.Add{KeyPackage: *kp})))
 	})
 	t.Run("everything in RFC order", func(t *testing.T) {
 		f := newFixture(t, 4)
 		upd := f.clients[1].updateLeaf(t, s, 1)
-		kpA := newClient(t, s, 20).keyPackage(t, s, fullCaps())
-		kpB := newClient(t, s, 21).keyPackage(t, s, fullCaps())
+		kpA := newClient(t, s, 20).KeyPackage(t, s, fullCaps())
+		kpB := newClient(t, s, 21).KeyPackage(t, s, fullCaps())
 		as := appSync(7, appsync.OrderedArray)
 		as.RemovedIndices = []uint32{0}
 		p := f.params(c0, true,
@@ -615,7 +615,7 @@ func TestAppSyncWithUserClients(t *testing.T) {
 	props = append(props, byRef(external(0), a))
 	var kps []*wire.KeyPackage
 	for i := 0; i < 3; i++ {
-		kp := newClient(t, s, 100+i).keyPackage(t, s, fullCaps())
+		kp := newClient(t, s, 100+i).KeyPackage(t, s, fullCaps())
 		kps = append(kps, kp)
 		props = append(props, byRef(external(0), &wire.Add{KeyPackage: *kp}))
 	}
@@ -652,9 +652,9 @@ func TestValidateProposal(t *testing.T) {
 		sender wire.Sender
 		p      wire.ProposalBody
 	}{
-		{"add from member", member(1), &wire.Add{KeyPackage: *newClient(t, s, 30).keyPackage(t, s, fullCaps())}},
-		{"add from new member", wire.Sender{Type: wire.SenderNewMemberProposal}, &wire.Add{KeyPackage: *newClient(t, s, 31).keyPackage(t, s, fullCaps())}},
-		{"re-add of a member's client", external(0), &wire.Add{KeyPackage: *f.clients[1].keyPackage(t, s, fullCaps())}},
+		{"add from member", member(1), &wire.Add{KeyPackage: *newClient(t, s, 30).KeyPackage(t, s, fullCaps())}},
+		{"add from new member", wire.Sender{Type: wire.SenderNewMemberProposal}, &wire.Add{KeyPackage: *newClient(t, s, 31).KeyPackage(t, s, fullCaps())}},
+		{"re-add of a member's client", external(0), &wire.Add{KeyPackage: *f.clients[1].KeyPackage(t, s, fullCaps())}},
 		{"update", member(2), &wire.Update{LeafNode: *f.clients[2].updateLeaf(t, s, 2)}},
 		{"remove from external", external(0), &wire.Remove{Removed: 1}},
 		{"psk", member(0), f.psk("z")},
@@ -685,11 +685,11 @@ func TestValidateProposal(t *testing.T) {
 		{"remove out of range", member(1), prop(&wire.Remove{Removed: 4}), commit.ErrRemoveOutOfRange},
 		{"update bad signature", member(2), prop(&wire.Update{LeafNode: *f.clients[2].updateLeaf(t, s, 1)}), commit.ErrInvalidLeafNode},
 		{"add bad kp", member(1), func() *wire.Proposal {
-			kp := newClient(t, s, 32).keyPackage(t, s, fullCaps())
+			kp := newClient(t, s, 32).KeyPackage(t, s, fullCaps())
 			kp.InitKey = kp.LeafNode.EncryptionKey
 			return prop(&wire.Add{KeyPackage: *kp})
 		}(), commit.ErrInvalidKeyPackage},
-		{"add expired", member(1), prop(&wire.Add{KeyPackage: *newClient(t, s, 33).keyPackage(t, s, fullCaps())}), nil},
+		{"add expired", member(1), prop(&wire.Add{KeyPackage: *newClient(t, s, 33).KeyPackage(t, s, fullCaps())}), nil},
 		{"psk nonce", member(1), prop(&wire.PreSharedKey{PSK: wire.PreSharedKeyID{Type: wire.PSKExternal, PSKID: []byte("x")}}), commit.ErrPSKNonceLength},
 		{"reinit version", member(1), prop(&wire.ReInit{Version: 0}), commit.ErrReInitVersion},
 		{"gce unsupported", member(1), prop(&wire.GroupContextExtensions{Extensions: []wire.Extension{{Type: 0xFF00}}}), commit.ErrGCEUnsupportedExtension},
@@ -718,7 +718,7 @@ func TestValidateProposal(t *testing.T) {
 	// A non-default type that a member does not support.
 	caps := fullCaps()
 	caps.Proposals = nil
-	kp := newClient(t, s, 40).keyPackage(t, s, caps)
+	kp := newClient(t, s, 40).KeyPackage(t, s, caps)
 	if _, err := f.t.AddLeaf(&kp.LeafNode); err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,10 @@ package commit_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"testing"
 
+	"github.com/openmimi/mimi/internal/mlstest"
 	"github.com/openmimi/mimi/mls/appsync"
 	"github.com/openmimi/mimi/mls/cipher"
 	"github.com/openmimi/mimi/mls/codec"
@@ -17,103 +16,32 @@ import (
 
 var groupID = []byte("commit test group")
 
-func suite(tb testing.TB) *cipher.Suite {
-	tb.Helper()
-	s, err := cipher.Lookup(cipher.X25519_AES128GCM_SHA256_Ed25519)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
+func suite(tb testing.TB) *cipher.Suite { return mlstest.Suite(tb) }
 
-func seed(label string, i int) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(i))
-	h := sha256.Sum256(append([]byte(label), b[:]...))
-	return h[:]
-}
+var seed, fullCaps = mlstest.Seed, mlstest.Caps
 
-// client is a test client with deterministic keys.
+// client is a test client with deterministic keys and a user name.
 type client struct {
-	id      int
-	user    string
-	sigPriv []byte
-	sigPub  []byte
-	gen     int // key generation, for fresh encryption keys
+	*mlstest.Client
+	user string
 }
 
 func newClient(tb testing.TB, s *cipher.Suite, id int) *client {
 	tb.Helper()
-	c := &client{id: id, user: fmt.Sprintf("user-%d", id), sigPriv: seed("sig", id)}
-	pub, err := s.SignaturePublicKey(c.sigPriv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.sigPub = pub
-	return c
-}
-
-func fullCaps() wire.Capabilities {
-	return wire.Capabilities{
-		Versions:     []wire.ProtocolVersion{wire.MLS10},
-		CipherSuites: []cipher.SuiteID{cipher.X25519_AES128GCM_SHA256_Ed25519},
-		Extensions:   []wire.ExtensionType{wire.ExtensionApplicationStates},
-		Proposals:    []wire.ProposalType{wire.ProposalSelfRemove, wire.ProposalAppSync},
-		Credentials:  []wire.CredentialType{wire.CredentialBasic},
-	}
-}
-
-// hpke returns a fresh deterministic HPKE public key.
-func (c *client) hpke(tb testing.TB, s *cipher.Suite, label string) []byte {
-	tb.Helper()
-	c.gen++
-	_, pub, err := s.DeriveHPKEKey(seed(fmt.Sprintf("%s-%d-%d", label, c.id, c.gen), 0))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return pub
-}
-
-func (c *client) credential() wire.Credential {
-	return wire.Credential{Type: wire.CredentialBasic, Identity: fmt.Appendf(nil, "client-%d", c.id)}
-}
-
-// keyPackage returns a signed KeyPackage with caps.
-func (c *client) keyPackage(tb testing.TB, s *cipher.Suite, caps wire.Capabilities) *wire.KeyPackage {
-	tb.Helper()
-	kp := &wire.KeyPackage{
-		Version:     wire.MLS10,
-		CipherSuite: s.ID(),
-		InitKey:     c.hpke(tb, s, "init"),
-		LeafNode: wire.LeafNode{
-			EncryptionKey: c.hpke(tb, s, "enc"),
-			SignatureKey:  c.sigPub,
-			Credential:    c.credential(),
-			Capabilities:  caps,
-			Source:        wire.LeafNodeSourceKeyPackage,
-			Lifetime:      &wire.Lifetime{NotBefore: 1000, NotAfter: 1 << 40},
-		},
-	}
-	if err := kp.LeafNode.Sign(s, c.sigPriv, nil, 0); err != nil {
-		tb.Fatal(err)
-	}
-	if err := kp.Sign(s, c.sigPriv); err != nil {
-		tb.Fatal(err)
-	}
-	return kp
+	return &client{Client: mlstest.NewClient(tb, s, id), user: fmt.Sprintf("user-%d", id)}
 }
 
 // updateLeaf returns a signed update-source leaf for leaf l.
 func (c *client) updateLeaf(tb testing.TB, s *cipher.Suite, l uint32) *wire.LeafNode {
 	tb.Helper()
 	ln := &wire.LeafNode{
-		EncryptionKey: c.hpke(tb, s, "upd"),
-		SignatureKey:  c.sigPub,
-		Credential:    c.credential(),
+		EncryptionKey: c.HPKE(tb, s),
+		SignatureKey:  c.SigPub,
+		Credential:    c.Credential(),
 		Capabilities:  fullCaps(),
 		Source:        wire.LeafNodeSourceUpdate,
 	}
-	if err := ln.Sign(s, c.sigPriv, groupID, l); err != nil {
+	if err := ln.Sign(s, c.SigPriv, groupID, l); err != nil {
 		tb.Fatal(err)
 	}
 	return ln
@@ -134,15 +62,15 @@ func newFixture(tb testing.TB, n int) *fixture {
 	f := &fixture{s: s, t: tree.New(s)}
 	for i := 0; i < n; i++ {
 		c := newClient(tb, s, i)
-		kp := c.keyPackage(tb, s, fullCaps())
+		kp := c.KeyPackage(tb, s, fullCaps())
 		if _, err := f.t.AddLeaf(&kp.LeafNode); err != nil {
 			tb.Fatal(err)
 		}
 		f.clients = append(f.clients, c)
 	}
 	ext := newClient(tb, s, 1000)
-	f.extPriv = ext.sigPriv
-	es, err := wire.NewExternalSendersExtension(wire.ExternalSenders{{SignatureKey: ext.sigPub, Credential: ext.credential()}})
+	f.extPriv = ext.SigPriv
+	es, err := wire.NewExternalSendersExtension(wire.ExternalSenders{{SignatureKey: ext.SigPub, Credential: ext.Credential()}})
 	if err != nil {
 		tb.Fatal(err)
 	}

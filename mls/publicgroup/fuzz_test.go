@@ -2,6 +2,7 @@ package publicgroup_test
 
 import (
 	"bytes"
+	"github.com/openmimi/mimi/internal/mlstest"
 	"testing"
 
 	"github.com/openmimi/mimi/mls/codec"
@@ -19,7 +20,7 @@ func FuzzHandleCommit(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	kp := newClient(f, fx.s, 90).keyPackage(f, fx.s)
+	kp := newClient(f, fx.s, 90).KeyPackage(f, fx.s, mlstest.Caps())
 	seeds := []*wire.PublicMessage{
 		fx.makeCommit(f, 0, nil, commitOpts{}),
 		fx.makeCommit(f, 1, []wire.ProposalOrRef{byRef(ref)}, commitOpts{}),

@@ -2,11 +2,9 @@ package publicgroup_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"fmt"
 	"testing"
 
+	"github.com/openmimi/mimi/internal/mlstest"
 	"github.com/openmimi/mimi/mls/appsync"
 	"github.com/openmimi/mimi/mls/cipher"
 	"github.com/openmimi/mimi/mls/codec"
@@ -20,83 +18,12 @@ import (
 
 var testGroupID = []byte("public view test group")
 
-func testSuite(tb testing.TB) *cipher.Suite {
-	tb.Helper()
-	s, err := cipher.Lookup(cipher.X25519_AES128GCM_SHA256_Ed25519)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
+func testSuite(tb testing.TB) *cipher.Suite { return mlstest.Suite(tb) }
 
-func seed(label string, i int) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(i))
-	h := sha256.Sum256(append([]byte(label), b[:]...))
-	return h[:]
-}
+var seed, newClient = mlstest.Seed, mlstest.NewClient
 
 // client is a test client with deterministic keys.
-type client struct {
-	id      int
-	sigPriv []byte
-	sigPub  []byte
-	n       int
-}
-
-func newClient(tb testing.TB, s *cipher.Suite, id int) *client {
-	tb.Helper()
-	c := &client{id: id, sigPriv: seed("sig", id)}
-	pub, err := s.SignaturePublicKey(c.sigPriv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.sigPub = pub
-	return c
-}
-
-func caps() wire.Capabilities {
-	return wire.Capabilities{
-		Versions:     []wire.ProtocolVersion{wire.MLS10},
-		CipherSuites: []cipher.SuiteID{cipher.X25519_AES128GCM_SHA256_Ed25519},
-		Extensions:   []wire.ExtensionType{wire.ExtensionApplicationStates},
-		Proposals:    []wire.ProposalType{wire.ProposalSelfRemove, wire.ProposalAppSync},
-		Credentials:  []wire.CredentialType{wire.CredentialBasic},
-	}
-}
-
-func (c *client) credential() wire.Credential {
-	return wire.Credential{Type: wire.CredentialBasic, Identity: fmt.Appendf(nil, "client-%d", c.id)}
-}
-
-func (c *client) hpke(tb testing.TB, s *cipher.Suite) []byte {
-	tb.Helper()
-	c.n++
-	_, pub, err := s.DeriveHPKEKey(seed(fmt.Sprintf("hpke-%d-%d", c.id, c.n), 0))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return pub
-}
-
-func (c *client) keyPackage(tb testing.TB, s *cipher.Suite) *wire.KeyPackage {
-	tb.Helper()
-	kp := &wire.KeyPackage{
-		Version: wire.MLS10, CipherSuite: s.ID(), InitKey: c.hpke(tb, s),
-		LeafNode: wire.LeafNode{
-			EncryptionKey: c.hpke(tb, s), SignatureKey: c.sigPub, Credential: c.credential(),
-			Capabilities: caps(), Source: wire.LeafNodeSourceKeyPackage,
-			Lifetime: &wire.Lifetime{NotBefore: 0, NotAfter: 1 << 40},
-		},
-	}
-	if err := kp.LeafNode.Sign(s, c.sigPriv, nil, 0); err != nil {
-		tb.Fatal(err)
-	}
-	if err := kp.Sign(s, c.sigPriv); err != nil {
-		tb.Fatal(err)
-	}
-	return kp
-}
+type client = mlstest.Client
 
 // fixture is a group of members at leaves 0..n-1, a hub external sender
 // and the public view of the group.
@@ -114,13 +41,13 @@ func newFixture(tb testing.TB, n int) *fixture {
 	t := tree.New(s)
 	for i := 0; i < n; i++ {
 		c := newClient(tb, s, i)
-		kp := c.keyPackage(tb, s)
+		kp := c.KeyPackage(tb, s, mlstest.Caps())
 		if _, err := t.AddLeaf(&kp.LeafNode); err != nil {
 			tb.Fatal(err)
 		}
 		f.clients = append(f.clients, c)
 	}
-	es, err := wire.NewExternalSendersExtension(wire.ExternalSenders{{SignatureKey: f.hub.sigPub, Credential: f.hub.credential()}})
+	es, err := wire.NewExternalSendersExtension(wire.ExternalSenders{{SignatureKey: f.hub.SigPub, Credential: f.hub.Credential()}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -151,7 +78,7 @@ func (f *fixture) memberProposal(tb testing.TB, i uint32, b wire.ProposalBody) *
 	ctx := f.v.GroupContext()
 	content := &wire.FramedContent{GroupID: ctx.GroupID, Epoch: ctx.Epoch, Sender: wire.Sender{Type: wire.SenderMember, Index: i},
 		ContentType: wire.ContentProposal, Proposal: prop(b)}
-	ac, err := framing.Sign(f.s, wire.WireFormatPublicMessage, content, ctx, f.clients[i].sigPriv)
+	ac, err := framing.Sign(f.s, wire.WireFormatPublicMessage, content, ctx, f.clients[i].SigPriv)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -162,7 +89,7 @@ func (f *fixture) memberProposal(tb testing.TB, i uint32, b wire.ProposalBody) *
 func (f *fixture) hubProposal(tb testing.TB, b wire.ProposalBody) *wire.PublicMessage {
 	tb.Helper()
 	ctx := f.v.GroupContext()
-	m, err := publicgroup.SignExternalProposal(f.s, ctx.GroupID, ctx.Epoch, 0, prop(b), ctx, f.hub.sigPriv)
+	m, err := publicgroup.SignExternalProposal(f.s, ctx.GroupID, ctx.Epoch, 0, prop(b), ctx, f.hub.SigPriv)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -195,9 +122,9 @@ func (f *fixture) makeCommit(tb testing.TB, i uint32, props []wire.ProposalOrRef
 	priv := []byte(nil)
 	if o.external != nil {
 		sender = wire.Sender{Type: wire.SenderNewMemberCommit}
-		priv = o.external.sigPriv
+		priv = o.external.SigPriv
 	} else {
-		priv = f.clients[i].sigPriv
+		priv = f.clients[i].SigPriv
 	}
 	cm := &wire.Commit{Proposals: props}
 	if !o.noPath {
@@ -236,7 +163,7 @@ func (f *fixture) makeCommit(tb testing.TB, i uint32, props []wire.ProposalOrRef
 			if err != nil {
 				tb.Fatal(err)
 			}
-			kp := o.external.keyPackage(tb, f.s)
+			kp := o.external.KeyPackage(tb, f.s, mlstest.Caps())
 			pp.Leaf, pp.LeafNode = l, &kp.LeafNode
 		}
 		pending2, err := t.GenerateUpdatePath(pp)

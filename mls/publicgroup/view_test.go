@@ -3,6 +3,7 @@ package publicgroup_test
 import (
 	"bytes"
 	"errors"
+	"github.com/openmimi/mimi/internal/mlstest"
 	"testing"
 
 	"github.com/openmimi/mimi/mls/appsync"
@@ -28,7 +29,7 @@ func TestCommitLifecycle(t *testing.T) {
 		t.Fatalf("pending %+v", pp)
 	}
 	newcomer := newClient(t, s, 50)
-	kp := newcomer.keyPackage(t, s)
+	kp := newcomer.KeyPackage(t, s, mlstest.Caps())
 	msg := f.makeCommit(t, 0, []wire.ProposalOrRef{byRef(ref), byValue(&wire.Add{KeyPackage: *kp})}, commitOpts{})
 	before := viewBytes(t, v)
 	r, err := v.HandleCommit(msg)
@@ -52,16 +53,16 @@ func TestCommitLifecycle(t *testing.T) {
 		t.Errorf("ProposalRefs %x", r.ProposalRefs)
 	}
 	// The GroupInfo a committer would upload.
-	gi := f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 0, f.clients[0].sigPriv)
+	gi := f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 0, f.clients[0].SigPriv)
 	if err := r.CheckGroupInfo(gi); err != nil {
 		t.Fatalf("CheckGroupInfo: %v", err)
 	}
 	for name, bad := range map[string]*wire.GroupInfo{
-		"wrong tag":       f.groupInfo(t, r.GroupContext, []byte("x"), 0, f.clients[0].sigPriv),
-		"wrong signer":    f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 1, f.clients[0].sigPriv),
-		"removed signer":  f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 3, f.clients[2].sigPriv),
-		"old context":     f.groupInfo(t, v.GroupContext(), r.ConfirmationTag, 0, f.clients[0].sigPriv),
-		"blank signer ix": f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 9, f.clients[0].sigPriv),
+		"wrong tag":       f.groupInfo(t, r.GroupContext, []byte("x"), 0, f.clients[0].SigPriv),
+		"wrong signer":    f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 1, f.clients[0].SigPriv),
+		"removed signer":  f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 3, f.clients[2].SigPriv),
+		"old context":     f.groupInfo(t, v.GroupContext(), r.ConfirmationTag, 0, f.clients[0].SigPriv),
+		"blank signer ix": f.groupInfo(t, r.GroupContext, r.ConfirmationTag, 9, f.clients[0].SigPriv),
 	} {
 		if err := r.CheckGroupInfo(bad); !errors.Is(err, publicgroup.ErrGroupInfoMismatch) {
 			t.Errorf("%s: %v", name, err)
@@ -71,7 +72,7 @@ func TestCommitLifecycle(t *testing.T) {
 	rt := r.View().RatchetTree()
 	ext, _ := wire.NewRatchetTreeExtension(rt)
 	withTree.Extensions = []wire.Extension{ext}
-	if err := withTree.Sign(s, f.clients[0].sigPriv); err != nil {
+	if err := withTree.Sign(s, f.clients[0].SigPriv); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.CheckGroupInfo(&withTree); err != nil {
@@ -111,7 +112,7 @@ func TestCommitLifecycle(t *testing.T) {
 func TestExternalSenderProposals(t *testing.T) {
 	f := newFixture(t, 3)
 	v, s := f.v, f.s
-	kp := newClient(t, s, 60).keyPackage(t, s)
+	kp := newClient(t, s, 60).KeyPackage(t, s, mlstest.Caps())
 	as := &wire.AppSync{AppSync: appsync.AppSync{ApplicationID: 0xF0000002, Type: appsync.Map,
 		NewOrUpdatedElements: []appsync.MapEntry{{Name: []byte("mimi://x/u/alice"), Value: []byte{1}}}}}
 	var refs []wire.ProposalOrRef
@@ -125,7 +126,7 @@ func TestExternalSenderProposals(t *testing.T) {
 	// Not in external_senders: another key, or an out-of-range index.
 	other := newClient(t, s, 61)
 	ctx := v.GroupContext()
-	forged, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch, 0, prop(&wire.Remove{Removed: 2}), ctx, other.sigPriv)
+	forged, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch, 0, prop(&wire.Remove{Removed: 2}), ctx, other.SigPriv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestExternalSenderProposals(t *testing.T) {
 	if _, err := v.HandleProposal(forged); !errors.Is(err, publicgroup.ErrBadSignature) {
 		t.Errorf("forged: %v", err)
 	}
-	out, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch, 1, prop(&wire.Remove{Removed: 2}), ctx, f.hub.sigPriv)
+	out, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch, 1, prop(&wire.Remove{Removed: 2}), ctx, f.hub.SigPriv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +146,11 @@ func TestExternalSenderProposals(t *testing.T) {
 	}
 	// Types an external sender may not send.
 	for _, b := range []wire.ProposalBody{&wire.SelfRemove{}, &wire.Update{}, &wire.ExternalInit{}} {
-		if _, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch, 0, prop(b), ctx, f.hub.sigPriv); !errors.Is(err, commit.ErrExternalSenderProposalType) {
+		if _, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch, 0, prop(b), ctx, f.hub.SigPriv); !errors.Is(err, commit.ErrExternalSenderProposalType) {
 			t.Errorf("%T: %v", b, err)
 		}
 	}
-	if _, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch+1, 0, prop(&wire.Remove{Removed: 2}), ctx, f.hub.sigPriv); err == nil {
+	if _, err := publicgroup.SignExternalProposal(s, ctx.GroupID, ctx.Epoch+1, 0, prop(&wire.Remove{Removed: 2}), ctx, f.hub.SigPriv); err == nil {
 		t.Errorf("context mismatch accepted")
 	}
 	// The members' commit of the hub's proposals.
@@ -194,7 +195,7 @@ func TestExternalCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, ok := v.Member(1)
-	if !ok || !bytes.Equal(m.SignatureKey, joiner.sigPub) {
+	if !ok || !bytes.Equal(m.SignatureKey, joiner.SigPub) {
 		t.Errorf("joiner not at leaf 1")
 	}
 }
@@ -235,7 +236,7 @@ func TestHandleRejects(t *testing.T) {
 		}, publicgroup.ErrUnknownSender},
 		{"external sender not listed", false, func(t *testing.T, f *fixture) *wire.PublicMessage {
 			ctx := f.v.GroupContext()
-			m, err := publicgroup.SignExternalProposal(f.s, ctx.GroupID, ctx.Epoch, 5, prop(&wire.Remove{Removed: 2}), nil, f.hub.sigPriv)
+			m, err := publicgroup.SignExternalProposal(f.s, ctx.GroupID, ctx.Epoch, 5, prop(&wire.Remove{Removed: 2}), nil, f.hub.SigPriv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,7 +293,7 @@ func TestHandleRejects(t *testing.T) {
 			m := f.makeCommit(t, 0, nil, commitOpts{})
 			m.Content.Commit.Path.Nodes[0].EncryptionKey = m.Content.Commit.Path.Nodes[1].EncryptionKey
 			ac := m.AuthenticatedContent()
-			if err := ac.Sign(f.s, f.clients[0].sigPriv, f.v.GroupContext()); err != nil {
+			if err := ac.Sign(f.s, f.clients[0].SigPriv, f.v.GroupContext()); err != nil {
 				t.Fatal(err)
 			}
 			m.Auth.Signature = ac.Auth.Signature
@@ -415,7 +416,7 @@ func TestMarshalCloneNew(t *testing.T) {
 	}
 	// New from a signed GroupInfo with the tree in an extension.
 	ctx := v.GroupContext()
-	gi := f.groupInfo(t, ctx, v.ConfirmationTag(), 1, f.clients[1].sigPriv)
+	gi := f.groupInfo(t, ctx, v.ConfirmationTag(), 1, f.clients[1].SigPriv)
 	nv, err := publicgroup.New(f.s, gi, v.RatchetTree())
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +426,7 @@ func TestMarshalCloneNew(t *testing.T) {
 	}
 	ext, _ := wire.NewRatchetTreeExtension(v.RatchetTree())
 	gi.Extensions = []wire.Extension{ext}
-	if err := gi.Sign(f.s, f.clients[1].sigPriv); err != nil {
+	if err := gi.Sign(f.s, f.clients[1].SigPriv); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := publicgroup.New(f.s, gi, nil); err != nil {
@@ -435,9 +436,9 @@ func TestMarshalCloneNew(t *testing.T) {
 	if _, err := publicgroup.New(f.s, gi, nil); !errors.Is(err, publicgroup.ErrInvalidGroupInfo) {
 		t.Errorf("bad GroupInfo signature: %v", err)
 	}
-	bad := f.groupInfo(t, ctx, v.ConfirmationTag(), 1, f.clients[1].sigPriv)
+	bad := f.groupInfo(t, ctx, v.ConfirmationTag(), 1, f.clients[1].SigPriv)
 	bad.GroupContext.TreeHash = make([]byte, 32)
-	if err := bad.Sign(f.s, f.clients[1].sigPriv); err != nil {
+	if err := bad.Sign(f.s, f.clients[1].SigPriv); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := publicgroup.New(f.s, bad, v.RatchetTree()); !errors.Is(err, publicgroup.ErrInvalidTree) || !errors.Is(err, tree.ErrTreeHashMismatch) {

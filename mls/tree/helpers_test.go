@@ -1,9 +1,8 @@
 package tree
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
+	"github.com/openmimi/mimi/internal/mlstest"
 	"testing"
 
 	"github.com/openmimi/mimi/mls/cipher"
@@ -14,22 +13,10 @@ import (
 
 var testGroupID = []byte("test group")
 
-func suite1(tb testing.TB) *cipher.Suite {
-	tb.Helper()
-	s, err := cipher.Lookup(cipher.X25519_AES128GCM_SHA256_Ed25519)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
+func suite1(tb testing.TB) *cipher.Suite { return mlstest.Suite(tb) }
 
 // seed derives deterministic key material for member i.
-func seed(label string, i int) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(i))
-	h := sha256.Sum256(append([]byte(label), b[:]...))
-	return h[:]
-}
+var seed = mlstest.Seed
 
 // member is a test client: keys and its key_package LeafNode.
 type member struct {
