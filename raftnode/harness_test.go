@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,38 +47,57 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-type tnode struct {
-	id   string
-	dir  string
-	addr string // fixed after the first start so restarts reuse it
-	cfg  raftnode.Config
-	sm   *testSM
-	n    *raftnode.Node[testResult]
+// node is one Raft node of a test cluster, over a state machine of type S
+// with results R.
+type node[R any, S io.Closer] struct {
+	id    string
+	dir   string
+	addr  string // fixed after the first start so restarts reuse it
+	cfg   raftnode.Config
+	batch bool       // apply with ApplyBatch (projections clusters)
+	stats batchStats // of ApplyBatch, over all starts
+	sm    S
+	n     *raftnode.Node[R]
 }
 
-type tcluster struct {
-	t     testing.TB
-	ca    *testpki.CA
-	nodes []*tnode
-	tune  func(*raftnode.Config)
+// cluster is a test cluster of n nodes (n0, n1, ...) with certificates
+// from a fresh test CA. open opens a node's state machine and returns it
+// with what raftnode runs and the result codec; state returns what every
+// converged node must agree on (a digest, and anything else as a string);
+// applied, if set, is the state machine's own applied index, which must
+// reach the leader's; check, if set, checks a converged node's invariants.
+type cluster[R any, S io.Closer] struct {
+	t       testing.TB
+	nodes   []*node[R, S]
+	open    func(tn *node[R, S]) (S, raftnode.StateMachine[R], raftnode.ResultCodec[R], error)
+	state   func(S) (digest []byte, rest string, err error)
+	applied func(S) uint64
+	check   func(S) error
 }
 
-// newCluster prepares (does not start) n nodes with certificates from a
-// fresh test CA; node names are n0, n1, ...
-func newCluster(t testing.TB, n int, tune func(*raftnode.Config)) *tcluster {
-	c := &tcluster{t: t, ca: testpki.MustNew(t, "cluster CA"), tune: tune}
+// tcluster runs testSM; pcluster (projections_cluster_test.go) runs
+// projections.Machine.
+type (
+	tnode    = node[testResult, *testSM]
+	tcluster = cluster[testResult, *testSM]
+)
+
+// newNodes prepares (does not start) n nodes; batch, if set, says which
+// apply with ApplyBatch.
+func newNodes[R any, S io.Closer](c *cluster[R, S], caName string, n int, batch func(int) bool, tune func(*raftnode.Config)) *cluster[R, S] {
+	t := c.t
+	ca := testpki.MustNew(t, caName)
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("n%d", i)
 	}
 	for i := 0; i < n; i++ {
-		cert := c.ca.MustIssue(t, names[i], "127.0.0.1")
 		cfg := raftnode.Config{
 			ID:      names[i],
 			DataDir: filepath.Join(t.TempDir(), "raft"),
 			TLS: &raftnode.TLSConfig{
-				CAs:         c.ca.Pool(),
-				Certificate: cert,
+				CAs:         ca.Pool(),
+				Certificate: ca.MustIssue(t, names[i], "127.0.0.1"),
 				VerifyPeer:  raftnode.AllowPeerNames(names...),
 			},
 		}
@@ -84,16 +105,32 @@ func newCluster(t testing.TB, n int, tune func(*raftnode.Config)) *tcluster {
 		if tune != nil {
 			tune(&cfg)
 		}
-		c.nodes = append(c.nodes, &tnode{id: names[i], dir: filepath.Dir(cfg.DataDir), cfg: cfg})
+		c.nodes = append(c.nodes, &node[R, S]{id: names[i], dir: filepath.Dir(cfg.DataDir), cfg: cfg, batch: batch != nil && batch(i)})
 	}
 	t.Cleanup(c.stopAll)
 	return c
 }
 
-func (c *tcluster) start(i int) *tnode {
+// newCluster prepares (does not start) n testSM nodes.
+func newCluster(t testing.TB, n int, tune func(*raftnode.Config)) *tcluster {
+	return newNodes(&tcluster{
+		t: t,
+		open: func(tn *tnode) (*testSM, raftnode.StateMachine[testResult], raftnode.ResultCodec[testResult], error) {
+			sm, err := openTestSM(filepath.Join(tn.dir, "sm"))
+			return sm, sm, nil, err
+		},
+		state: func(sm *testSM) ([]byte, string, error) {
+			d, err := sm.Digest()
+			return d, "", err
+		},
+		check: func(sm *testSM) error { _, err := sm.Check(); return err },
+	}, "cluster CA", n, nil, tune)
+}
+
+func (c *cluster[R, S]) start(i int) *node[R, S] {
 	c.t.Helper()
 	tn := c.nodes[i]
-	sm, err := openTestSM(filepath.Join(tn.dir, "sm"))
+	sm, rsm, codec, err := c.open(tn)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -103,10 +140,10 @@ func (c *tcluster) start(i int) *tnode {
 		cfg.BindAddr = "127.0.0.1:0"
 	}
 	// Restarting on the old port may briefly race its release.
-	var n *raftnode.Node[testResult]
+	var n *raftnode.Node[R]
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n, err = raftnode.Open[testResult](cfg, sm, nil)
+		n, err = raftnode.Open[R](cfg, rsm, codec)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -120,7 +157,7 @@ func (c *tcluster) start(i int) *tnode {
 	return tn
 }
 
-func (c *tcluster) stop(i int) {
+func (c *cluster[R, S]) stop(i int) {
 	tn := c.nodes[i]
 	if tn.n == nil {
 		return
@@ -129,12 +166,13 @@ func (c *tcluster) stop(i int) {
 		c.t.Errorf("shutdown %s: %v", tn.id, err)
 	}
 	if err := tn.sm.Close(); err != nil {
-		c.t.Errorf("close sm %s: %v", tn.id, err)
+		c.t.Errorf("close state machine %s: %v", tn.id, err)
 	}
-	tn.n, tn.sm = nil, nil
+	var zero S
+	tn.n, tn.sm = nil, zero
 }
 
-func (c *tcluster) stopAll() {
+func (c *cluster[R, S]) stopAll() {
 	for i := range c.nodes {
 		c.stop(i)
 	}
@@ -142,7 +180,7 @@ func (c *tcluster) stopAll() {
 
 // leader waits until exactly one running node is leader and every running
 // node agrees on it; it returns its position.
-func (c *tcluster) leader(timeout time.Duration) int {
+func (c *cluster[R, S]) leader(timeout time.Duration) int {
 	c.t.Helper()
 	idx := -1
 	waitFor(c.t, timeout, "a leader all running nodes agree on", func() bool {
@@ -172,9 +210,9 @@ func (c *tcluster) leader(timeout time.Duration) int {
 }
 
 // follower returns a running non-leader node position (not in skip).
-func (c *tcluster) follower(skip ...int) int {
+func (c *cluster[R, S]) follower(skip ...int) int {
 	for i, tn := range c.nodes {
-		if tn.n == nil || tn.n.IsLeader() || containsInt(skip, i) {
+		if tn.n == nil || tn.n.IsLeader() || slices.Contains(skip, i) {
 			continue
 		}
 		return i
@@ -183,18 +221,21 @@ func (c *tcluster) follower(skip ...int) int {
 	return -1
 }
 
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
+// followers returns the running non-leader positions.
+func (c *cluster[R, S]) followers() []int {
+	var out []int
+	for i, tn := range c.nodes {
+		if tn.n != nil && !tn.n.IsLeader() {
+			out = append(out, i)
 		}
 	}
-	return false
+	return out
 }
 
 // converged waits until all running nodes applied the leader's index and
-// have identical digests, and checks each state machine's invariant.
-func (c *tcluster) converged(timeout time.Duration) []byte {
+// agree on their state (c.state), checks each state machine (c.check) and
+// returns the digest.
+func (c *cluster[R, S]) converged(timeout time.Duration) []byte {
 	c.t.Helper()
 	var digest []byte
 	waitFor(c.t, timeout, "all running nodes to converge", func() bool {
@@ -205,28 +246,30 @@ func (c *tcluster) converged(timeout time.Duration) []byte {
 				target = max(target, tn.n.AppliedIndex())
 			}
 		}
+		var rest string
+		first := true
 		for _, tn := range c.nodes {
 			if tn.n == nil {
 				continue
 			}
-			if tn.n.AppliedIndex() != target {
+			if tn.n.AppliedIndex() != target || (c.applied != nil && c.applied(tn.sm) != target) {
 				return false
 			}
-			d, err := tn.sm.Digest()
+			d, r, err := c.state(tn.sm)
 			if err != nil {
 				c.t.Fatal(err)
 			}
-			if digest == nil {
-				digest = d
-			} else if !bytes.Equal(digest, d) {
+			if first {
+				digest, rest, first = d, r, false
+			} else if !bytes.Equal(digest, d) || r != rest {
 				return false
 			}
 		}
 		return true
 	})
 	for _, tn := range c.nodes {
-		if tn.n != nil {
-			if _, err := tn.sm.Check(); err != nil {
+		if tn.n != nil && c.check != nil {
+			if err := c.check(tn.sm); err != nil {
 				c.t.Fatalf("%s: %v", tn.id, err)
 			}
 		}
@@ -257,7 +300,7 @@ func applyN(t testing.TB, tn *tnode, prefix string, n int) []string {
 
 // addVoters adds nodes to the cluster through whichever node leads,
 // retrying across leader changes (AddVoter is idempotent).
-func (c *tcluster) addVoters(idx ...int) {
+func (c *cluster[R, S]) addVoters(idx ...int) {
 	c.t.Helper()
 	for _, i := range idx {
 		deadline := time.Now().Add(20 * time.Second)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/openmimi/mimi/eventlog"
-	"github.com/openmimi/mimi/internal/testpki"
 	"github.com/openmimi/mimi/projections"
 	"github.com/openmimi/mimi/raftnode"
 )
@@ -77,221 +76,47 @@ func mustCmd(t testing.TB, conds []projections.Condition, ops ...projections.Op)
 	return b
 }
 
-type pnode struct {
-	id    string
-	dir   string
-	addr  string
-	batch bool
-	stats batchStats // of ApplyBatch, over all starts
-	cfg   raftnode.Config
-	m     *projections.Machine
-	n     *raftnode.Node[projections.Result]
-}
-
-// pcluster is the tcluster harness with projections.Machine as the state
+// pcluster is the test cluster with projections.Machine as the state
 // machine and projections.ResultCodec for forwarding.
-type pcluster struct {
-	t     testing.TB
-	nodes []*pnode
-}
+type (
+	pnode    = node[projections.Result, *projections.Machine]
+	pcluster = cluster[projections.Result, *projections.Machine]
+)
 
 // newPCluster prepares n nodes (n0, n1, ...) with certificates from a fresh
-// test CA; nodes for which batch(i) holds apply with ApplyBatch.
+// test CA; nodes for which batch(i) holds apply with ApplyBatch. Converged
+// nodes have applied the leader's index in the machine too and agree on the
+// projections digest and the log head.
 func newPCluster(t testing.TB, n int, batch func(i int) bool, tune func(*raftnode.Config)) *pcluster {
-	ca := testpki.MustNew(t, "projections cluster CA")
-	c := &pcluster{t: t}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = fmt.Sprintf("n%d", i)
-	}
-	for i := 0; i < n; i++ {
-		cfg := raftnode.Config{
-			ID:      names[i],
-			DataDir: filepath.Join(t.TempDir(), "raft"),
-			TLS: &raftnode.TLSConfig{
-				CAs:         ca.Pool(),
-				Certificate: ca.MustIssue(t, names[i], "127.0.0.1"),
-				VerifyPeer:  raftnode.AllowPeerNames(names...),
-			},
-		}
-		fastTiming(&cfg)
-		if tune != nil {
-			tune(&cfg)
-		}
-		c.nodes = append(c.nodes, &pnode{id: names[i], dir: filepath.Dir(cfg.DataDir), cfg: cfg, batch: batch(i)})
-	}
-	t.Cleanup(c.stopAll)
-	return c
-}
-
-func (c *pcluster) start(i int) *pnode {
-	c.t.Helper()
-	tn := c.nodes[i]
-	m, err := projections.Open(filepath.Join(tn.dir, "sm"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cfg := tn.cfg
-	cfg.BindAddr = tn.addr
-	if cfg.BindAddr == "" {
-		cfg.BindAddr = "127.0.0.1:0"
-	}
-	var n *raftnode.Node[projections.Result]
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, err = raftnode.Open[projections.Result](cfg, projSM(m, tn.batch, &tn.stats), projections.ResultCodec{})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // the old port may still be held
-	}
-	if err != nil {
-		_ = m.Close()
-		c.t.Fatalf("open %s: %v", tn.id, err)
-	}
-	tn.m, tn.n, tn.addr = m, n, n.Addr()
-	return tn
-}
-
-func (c *pcluster) stop(i int) {
-	tn := c.nodes[i]
-	if tn.n == nil {
-		return
-	}
-	if err := tn.n.Shutdown(); err != nil {
-		c.t.Errorf("shutdown %s: %v", tn.id, err)
-	}
-	if err := tn.m.Close(); err != nil {
-		c.t.Errorf("close machine %s: %v", tn.id, err)
-	}
-	tn.n, tn.m = nil, nil
-}
-
-func (c *pcluster) stopAll() {
-	for i := range c.nodes {
-		c.stop(i)
-	}
-}
-
-// leader waits until exactly one running node leads and all running nodes
-// agree on it.
-func (c *pcluster) leader(timeout time.Duration) int {
-	c.t.Helper()
-	idx := -1
-	waitFor(c.t, timeout, "a leader all running nodes agree on", func() bool {
-		idx = -1
-		for i, tn := range c.nodes {
-			if tn.n != nil && tn.n.IsLeader() {
-				if idx >= 0 {
-					return false
-				}
-				idx = i
-			}
-		}
-		if idx < 0 {
-			return false
-		}
-		for _, tn := range c.nodes {
-			if tn.n != nil {
-				if addr, _ := tn.n.Leader(); addr != c.nodes[idx].addr {
-					return false
-				}
-			}
-		}
-		return true
-	})
-	return idx
-}
-
-// followers returns the running non-leader positions.
-func (c *pcluster) followers() []int {
-	var out []int
-	for i, tn := range c.nodes {
-		if tn.n != nil && !tn.n.IsLeader() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func (c *pcluster) addVoters(idx ...int) {
-	c.t.Helper()
-	for _, i := range idx {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			// Nodes not yet added know no leader: ask whichever leads.
-			l := -1
-			waitFor(c.t, 10*time.Second, "a leader", func() bool {
-				for j, tn := range c.nodes {
-					if tn.n != nil && tn.n.IsLeader() {
-						l = j
-						return true
-					}
-				}
-				return false
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := c.nodes[l].n.AddVoter(ctx, c.nodes[i].id, c.nodes[i].addr)
-			cancel()
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				c.t.Fatalf("AddVoter %s: %v", c.nodes[i].id, err)
-			}
-		}
-	}
-}
-
-// converged waits until every running node applied the same index and has
-// the same projections digest and log head; it returns the digest.
-func (c *pcluster) converged(timeout time.Duration) []byte {
-	c.t.Helper()
-	var digest []byte
-	waitFor(c.t, timeout, "all running nodes to converge", func() bool {
-		digest = nil
-		var target uint64
-		var head eventlog.Head
-		first := true
-		for _, tn := range c.nodes {
-			if tn.n != nil {
-				target = max(target, tn.n.AppliedIndex())
-			}
-		}
-		for _, tn := range c.nodes {
-			if tn.n == nil {
-				continue
-			}
-			if tn.n.AppliedIndex() != target || tn.m.AppliedIndex() != target {
-				return false
-			}
-			d, err := tn.m.Digest()
+	return newNodes(&pcluster{
+		t: t,
+		open: func(tn *pnode) (*projections.Machine, raftnode.StateMachine[projections.Result], raftnode.ResultCodec[projections.Result], error) {
+			m, err := projections.Open(filepath.Join(tn.dir, "sm"))
 			if err != nil {
-				c.t.Fatal(err)
+				return nil, nil, nil, err
 			}
-			h, err := tn.m.LogHead()
+			return m, projSM(m, tn.batch, &tn.stats), projections.ResultCodec{}, nil
+		},
+		state: func(m *projections.Machine) ([]byte, string, error) {
+			d, err := m.Digest()
 			if err != nil {
-				c.t.Fatal(err)
+				return nil, "", err
 			}
-			if first {
-				digest, head, first = d, h, false
-			} else if !bytes.Equal(digest, d) || h != head {
-				return false
-			}
-		}
-		return true
-	})
-	return digest
+			h, err := m.LogHead()
+			return d, fmt.Sprint(h), err
+		},
+		applied: (*projections.Machine).AppliedIndex,
+	}, "projections cluster CA", n, batch, tune)
 }
 
-// audit checks the event log and replays it on every running node.
-func (c *pcluster) audit() {
+// auditNodes checks the event log and replays it on every running node.
+func auditNodes(c *pcluster) {
 	c.t.Helper()
 	for _, tn := range c.nodes {
 		if tn.n == nil {
 			continue
 		}
-		checkMachine(c.t, tn.id, tn.m)
+		checkMachine(c.t, tn.id, tn.sm)
 	}
 }
 
@@ -520,7 +345,7 @@ func (w *notifyWriters) wait(t testing.TB) {
 // check verifies that every notify is in tn's event log exactly once.
 func (w *notifyWriters) check(t testing.TB, tn *pnode) {
 	t.Helper()
-	evs, err := tn.m.Events(1, 0)
+	evs, err := tn.sm.Events(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,7 +362,7 @@ func (w *notifyWriters) check(t testing.TB, tn *pnode) {
 			if counts[string(body)] != 1 {
 				t.Fatalf("%s: notify %s in the log %d times", tn.id, body, counts[string(body)])
 			}
-			if seen, err := tn.m.NotifySeen(pcNotifyHub, sum); err != nil || !seen {
+			if seen, err := tn.sm.NotifySeen(pcNotifyHub, sum); err != nil || !seen {
 				t.Fatalf("%s: notify %s not in the dedup set (%v)", tn.id, body, err)
 			}
 		}
@@ -613,7 +438,7 @@ func TestProjectionsCluster(t *testing.T) {
 		}
 		c.converged(10 * time.Second)
 		for _, tn := range c.nodes {
-			kps, err := tn.m.ClaimableKeyPackages(pcTarget, 1, pcNow)
+			kps, err := tn.sm.ClaimableKeyPackages(pcTarget, 1, pcNow)
 			if err != nil || len(kps) != pcKPs/2 {
 				t.Fatalf("%s: %d claimable suite-1 KeyPackages, want %d (%v)", tn.id, len(kps), pcKPs/2, err)
 			}
@@ -679,13 +504,13 @@ func TestProjectionsCluster(t *testing.T) {
 		c.converged(10 * time.Second)
 		for _, tn := range c.nodes {
 			for ref, claimer := range s.claims {
-				kp, err := tn.m.KeyPackage([]byte(ref))
+				kp, err := tn.sm.KeyPackage([]byte(ref))
 				if err != nil || !kp.Claimed || kp.Claimer != claimer || kp.Room != pcRoom {
 					t.Fatalf("%s: KeyPackage %s: %+v %v, want claimed by %s", tn.id, ref, kp, err, claimer)
 				}
 			}
 			for _, suite := range []uint16{1, 2} {
-				if left, err := tn.m.ClaimableKeyPackages(pcTarget, suite, pcNow); err != nil || len(left) != 0 {
+				if left, err := tn.sm.ClaimableKeyPackages(pcTarget, suite, pcNow); err != nil || len(left) != 0 {
 					t.Fatalf("%s: %d KeyPackages left claimable (%v)", tn.id, len(left), err)
 				}
 			}
@@ -804,7 +629,7 @@ func TestProjectionsCluster(t *testing.T) {
 		digest := c.converged(15 * time.Second)
 		var head eventlog.Head
 		for i, tn := range c.nodes {
-			h, err := tn.m.LogHead()
+			h, err := tn.sm.LogHead()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -813,26 +638,26 @@ func TestProjectionsCluster(t *testing.T) {
 			} else if h != head {
 				t.Fatalf("%s: log head %+v, want %+v", tn.id, h, head)
 			}
-			room, err := tn.m.Room(pcRoom)
+			room, err := tn.sm.Room(pcRoom)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if room.Epoch != s.epoch || !bytes.Equal(room.GroupInfo, s.gi) || len(room.Members) != 3 {
 				t.Fatalf("%s: room at epoch %d with GroupInfo %q, want %d / %q", tn.id, room.Epoch, room.GroupInfo, s.epoch, s.gi)
 			}
-			cur, err := tn.m.FanoutCursor(pcFanout1)
+			cur, err := tn.sm.FanoutCursor(pcFanout1)
 			if err != nil || cur.Enqueued != uint64(s.messages) || cur.Acked != 10 {
 				t.Fatalf("%s: fanout cursor %+v (%v), want %d enqueued, 10 acked", tn.id, cur, err, s.messages)
 			}
-			pending, err := tn.m.FanoutPending(pcFanout1, 0)
+			pending, err := tn.sm.FanoutPending(pcFanout1, 0)
 			if err != nil || len(pending) != s.messages-10 {
 				t.Fatalf("%s: %d pending deliveries (%v), want %d", tn.id, len(pending), err, s.messages-10)
 			}
-			if p, err := tn.m.Payload(pending[len(pending)-1]); err != nil || !bytes.HasPrefix(p, []byte("after snapshot ")) {
+			if p, err := tn.sm.Payload(pending[len(pending)-1]); err != nil || !bytes.HasPrefix(p, []byte("after snapshot ")) {
 				t.Fatalf("%s: last pending payload %q (%v)", tn.id, p, err)
 			}
 		}
-		c.audit()
+		auditNodes(c)
 		for _, tn := range c.nodes {
 			if tn.batch {
 				t.Logf("%s ApplyBatch: %v", tn.id, &tn.stats)
