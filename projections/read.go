@@ -146,12 +146,17 @@ func (m *Machine) RoomProposals(id string) ([]Proposal, error) {
 
 // ClientRooms returns the rooms whose member list includes client, sorted.
 func (m *Machine) ClientRooms(client string) ([]string, error) {
+	return m.namesUnder(key(pMember, client))
+}
+
+// namesUnder returns the first key component after prefix of every key
+// under it, in key order.
+func (m *Machine) namesUnder(prefix []byte) ([]string, error) {
 	var out []string
-	p := key(pMember, client)
 	err := m.view(func(r pebble.Reader) error {
-		return eachUnder(r, p, nil, func(k, _ []byte) (bool, error) {
-			room, err := componentAt(k, p, 0)
-			out = append(out, room)
+		return eachUnder(r, prefix, nil, func(k, _ []byte) (bool, error) {
+			name, err := componentAt(k, prefix, 0)
+			out = append(out, name)
 			return true, err
 		})
 	})
@@ -187,16 +192,7 @@ func (m *Machine) Client(uri string) (*Client, error) {
 // (draft-ralston-mimi-protocol-02, Section 5.2: a claim covers all of a
 // user's clients).
 func (m *Machine) UserClients(user string) ([]string, error) {
-	var out []string
-	p := key(pUserClient, user)
-	err := m.view(func(r pebble.Reader) error {
-		return eachUnder(r, p, nil, func(k, _ []byte) (bool, error) {
-			c, err := componentAt(k, p, 0)
-			out = append(out, c)
-			return true, err
-		})
-	})
-	return out, err
+	return m.namesUnder(key(pUserClient, user))
 }
 
 // KeyPackage returns a KeyPackage by ref, or ErrKeyPackageUnknown.
