@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/openmimi/mimi/client"
@@ -106,20 +107,26 @@ func startFabric(ctx context.Context, dir string, logw io.Writer) (_ *fabric, er
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, d := range domains {
 		n := f.nodes[d]
-		dm, err := daemon.Start(ctx, daemon.Config{
-			Domain:  d,
-			DataDir: n.dir,
-			// Dev mode adds the dev CA as trust anchor; the explicit
-			// certificate files win over dev-issued ones, so the
-			// baseline can load the very same files.
-			Dev:             true,
-			DevCADir:        ca.Dir,
-			TLS:             daemon.TLSFiles{CertFile: n.certFile, KeyFile: n.keyFile, CAFiles: []string{ca.CertPath()}},
-			Listener:        lns[d][0],
-			MetricsListener: lns[d][1],
-			Resolve:         resolve,
-			ShutdownTimeout: daemon.Duration(5 * time.Second),
-			Logger:          logger.With("provider", d),
+		// Every goroutine the daemon starts inherits the label, so a CPU
+		// profile splits by provider (go tool pprof -tags).
+		var dm *daemon.Daemon
+		var err error
+		pprof.Do(ctx, pprof.Labels("provider", d), func(ctx context.Context) {
+			dm, err = daemon.Start(ctx, daemon.Config{
+				Domain:  d,
+				DataDir: n.dir,
+				// Dev mode adds the dev CA as trust anchor; the explicit
+				// certificate files win over dev-issued ones, so the
+				// baseline can load the very same files.
+				Dev:             true,
+				DevCADir:        ca.Dir,
+				TLS:             daemon.TLSFiles{CertFile: n.certFile, KeyFile: n.keyFile, CAFiles: []string{ca.CertPath()}},
+				Listener:        lns[d][0],
+				MetricsListener: lns[d][1],
+				Resolve:         resolve,
+				ShutdownTimeout: daemon.Duration(5 * time.Second),
+				Logger:          logger.With("provider", d),
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", d, err)

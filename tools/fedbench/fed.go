@@ -288,6 +288,7 @@ type phaseOpts struct {
 	poll       time.Duration
 	timeout    time.Duration
 	cpuProfile string
+	memProfile string // allocation profile of the measured phase
 	verify     bool
 	// preEncrypt: the senders encrypt all their messages before the
 	// measured window (captureSubmits), which then only submits them.
@@ -358,6 +359,13 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 		}()
 	}
 
+	if o.memProfile != "" {
+		// The allocation profile is cumulative: the snapshot taken now
+		// is the base (go tool pprof -base FILE.start FILE).
+		if err := writeHeapProfile(o.memProfile + ".start"); err != nil {
+			return nil, err
+		}
+	}
 	cpu0 := cpuTime()
 	start := time.Now()
 	var pollWG sync.WaitGroup
@@ -411,6 +419,11 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 	cpu1 := cpuTime()
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		if err := writeHeapProfile(o.memProfile); err != nil {
+			return nil, err
+		}
 	}
 	if firstErr != nil {
 		cancel()
@@ -771,4 +784,18 @@ func submitPrepared(ctx context.Context, s *member, req *mimi.SubmitMessageReque
 		return fmt.Errorf("submission not accepted: %+v", resp)
 	}
 	return nil
+}
+
+// writeHeapProfile writes the allocation profile (alloc_space and
+// alloc_objects cover every sampled allocation since the rate was set).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -76,6 +76,7 @@ type Config struct {
 	// round by throughput is reported.
 	BaselineRounds int    `json:"baseline_rounds"`
 	CPUProfile     string `json:"cpu_profile,omitempty"`
+	MemProfile     string `json:"mem_profile,omitempty"`
 	// Dir is where the temporary directory goes ("" for os.TempDir);
 	// Keep keeps it.
 	Dir  string `json:"-"`
@@ -123,6 +124,7 @@ func main() {
 	flag.BoolVar(&c.Verify, "verify", true, "after the run, every receiving client syncs and decrypts its messages")
 	flag.BoolVar(&c.PreEncrypt, "preencrypt", true, "senders encrypt their messages (MLS) before the measured window, which then runs from submitMessage to delivery")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured federation phase to this file")
+	flag.StringVar(&c.MemProfile, "memprofile", "", "write the allocation profile at the end of the measured federation phase to this file, and the one at its start to FILE.start (go tool pprof -sample_index=alloc_space -base FILE.start FILE)")
 	flag.StringVar(&c.Dir, "dir", "", "parent of the temporary data directory (default the system temp dir)")
 	flag.BoolVar(&c.Keep, "keep", false, "keep the temporary data directory")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
@@ -210,7 +212,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	logf("federation: %d messages, %d senders", c.Messages, c.Concurrency)
 	fed, err := runPhase(ctx, f, r, phaseOpts{
 		phase: phaseMeasure, messages: c.Messages, size: c.Size, poll: c.Poll, timeout: c.Timeout,
-		cpuProfile: c.CPUProfile, verify: c.Verify, preEncrypt: c.PreEncrypt,
+		cpuProfile: c.CPUProfile, memProfile: c.MemProfile, verify: c.Verify, preEncrypt: c.PreEncrypt,
 	})
 	if fed != nil {
 		fed.SetupSeconds = setup.Seconds()
