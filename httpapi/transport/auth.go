@@ -197,7 +197,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, reas
 // error wrapping ErrBodyTooLarge; on any other read error it writes 400 and
 // returns the error. On error the caller must not write a response.
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r.Body, r.ContentLength)
 	if err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			http.Error(w, "mimi: request body too large", http.StatusRequestEntityTooLarge)
@@ -207,6 +207,36 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("transport: read request body: %w", err)
 	}
 	return b, nil
+}
+
+// maxPresize bounds the buffer ReadBody allocates on the strength of a
+// declared Content-Length, which is the peer's claim: a larger body grows
+// the buffer as it arrives, within the MaxBytesReader limit.
+const maxPresize = 256 << 10
+
+// readAll reads r to EOF into a buffer sized from the declared length
+// (-1 if unknown), so that a body of the declared length is read without
+// regrowing the buffer and in as few Reads as the stream allows.
+func readAll(r io.Reader, declared int64) ([]byte, error) {
+	n := 512
+	if declared >= 0 {
+		// One spare byte lets the final Read see EOF without growing.
+		n = int(min(declared, maxPresize)) + 1
+	}
+	b := make([]byte, 0, n)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 func allDigits(s string) bool {
