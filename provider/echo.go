@@ -6,6 +6,7 @@ import (
 
 	"github.com/openmimi/mimi/mimi"
 	"github.com/openmimi/mimi/mls/codec"
+	"github.com/openmimi/mimi/mls/wire"
 )
 
 // echoCache remembers, for a while, which local client sent a message we
@@ -42,17 +43,26 @@ func (e *echoCache) remember(client string, msgs ...[]byte) {
 	}
 }
 
-// sender returns the local client that sent fm's message, if remembered.
-func (e *echoCache) sender(fm *mimi.FanoutMessage) (string, [32]byte, bool) {
-	b, err := codec.Marshal(&fm.Message)
-	if err != nil {
-		return "", [32]byte{}, false
-	}
-	h := sha256.Sum256(b)
+// sender returns the local client that sent msg (an encoded MLSMessage),
+// if remembered.
+func (e *echoCache) sender(msg []byte) (string, [32]byte, bool) {
+	h := sha256.Sum256(msg)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c, ok := e.m[h]
 	return c, h, ok
+}
+
+// fanoutMessageBytes returns the encoded MLSMessage of raw, the encoding
+// of fm. Decoding is strict (minimal varints, no trailing data), so
+// the bytes after the timestamp are the message's unique encoding unless a
+// Welcome's RatchetTreeOption follows; that one is re-encoded.
+func fanoutMessageBytes(fm *mimi.FanoutMessage, raw []byte) ([]byte, bool) {
+	if fm.Message.WireFormat != wire.WireFormatWelcome && len(raw) >= 8 {
+		return raw[8:], true
+	}
+	b, err := codec.Marshal(&fm.Message)
+	return b, err == nil
 }
 
 func (e *echoCache) forget(hs [][32]byte) {

@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/openmimi/mimi/eventlog"
@@ -163,5 +164,60 @@ func TestFlow(t *testing.T) {
 	w.deliver()
 	if ps := w.process(cathyG, w.inbox(w.c, w.cathy)); len(ps) != 1 || !bytes.Equal(ps[0].ApplicationData, []byte("bye")) {
 		t.Fatalf("cathy: %+v", ps)
+	}
+}
+
+// One /notify body carrying messages of several senders: the follower
+// delivers each to every local member except a local sender of that very
+// message (Section 5.5; the echo rule), message by message.
+func TestFollowerEchoInOneBody(t *testing.T) {
+	w := newWorld(t)
+	w.createRoom()
+	w.aliceAddsBob("admin")
+	if resp := w.addUser(w.bob, w.bobG, w.b, w.cathy, "member"); resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("bob adds cathy: %d %s", resp.Code, resp.ErrorDescription)
+	}
+	w.deliver()
+	cathyG := w.cathy.Join(t, w.welcomeFor(w.inbox(w.c, w.cathy)))
+	w.process(w.aliceG, w.inbox(w.a, w.alice))
+	w.process(w.bobG, w.inbox(w.b, w.bob))
+
+	send := func(n *providertest.Node, c *providertest.Client, g *mls.Group, text string) {
+		t.Helper()
+		resp, err := n.P.LocalSubmitMessage(w.ctx, c.Client, room, providertest.Message(t, g, text))
+		if err != nil || resp.Code != mimi.SubmitAccepted {
+			t.Fatalf("%s submits %q: %v %+v", c.Client, text, err, resp)
+		}
+	}
+	// Nothing is delivered in between, so each follower gets all five
+	// in one body.
+	send(w.c, w.cathy, cathyG, "c1")
+	send(w.a, w.alice, w.aliceG, "a1")
+	send(w.c, w.cathy, cathyG, "c2")
+	send(w.b, w.bob, w.bobG, "b1")
+	send(w.c, w.cathy, cathyG, "c3")
+	if n := w.deliver(); n != 2 {
+		t.Fatalf("%d /notify bodies sent, want one per follower", n)
+	}
+	texts := func(g *mls.Group, n *providertest.Node, c *providertest.Client) string {
+		var out []string
+		for _, p := range w.process(g, w.inbox(n, c)) {
+			out = append(out, string(p.ApplicationData))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, x := range []struct {
+		g    *mls.Group
+		n    *providertest.Node
+		c    *providertest.Client
+		want string
+	}{
+		{w.aliceG, w.a, w.alice, "c1 c2 b1 c3"},
+		{w.bobG, w.b, w.bob, "c1 a1 c2 c3"},
+		{cathyG, w.c, w.cathy, "a1 b1"},
+	} {
+		if got := texts(x.g, x.n, x.c); got != x.want {
+			t.Errorf("%s got %q, want %q", x.c.Client, got, x.want)
+		}
 	}
 }

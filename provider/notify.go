@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -313,6 +314,10 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 		var echoes [][32]byte
 		memo := clientMemo{}
 		taken := map[string]bool{}
+		// The recipients of a PrivateMessage (the members) stay the same
+		// until a message of another kind changes the membership.
+		var members []string
+		membersKnown := false
 		for i := range msgs {
 			h := hashes[i]
 			if taken[string(h)] {
@@ -330,13 +335,30 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 			if msgs[i].Message.WireFormat == wire.WireFormatWelcome && msgs[i].Message.Welcome != nil {
 				welcome = p.welcomeClients(room, msgs[i].Message.Welcome)
 			}
-			sender, eh, echo := p.echoes.sender(&msgs[i])
-			if echo {
-				echoes = append(echoes, eh)
+			var sender string
+			var echo bool
+			if mb, ok := fanoutMessageBytes(&msgs[i], raw[i]); ok {
+				var eh [32]byte
+				if sender, eh, echo = p.echoes.sender(mb); echo {
+					echoes = append(echoes, eh)
+				}
 			}
-			recips := p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
-				return !echo || c.Client != sender
-			}, memo)
+			var recips []string
+			if msgs[i].Message.WireFormat == wire.WireFormatPrivateMessage {
+				if !membersKnown {
+					members = p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), nil, memo)
+					membersKnown = true
+				}
+				recips = members
+				if echo && slices.Contains(recips, sender) {
+					recips = slices.DeleteFunc(slices.Clone(recips), func(c string) bool { return c == sender })
+				}
+			} else {
+				membersKnown = false
+				recips = p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
+					return !echo || c.Client != sender
+				}, memo)
+			}
 			if len(recips) == 0 {
 				continue
 			}
