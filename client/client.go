@@ -202,6 +202,21 @@ func (c *Client) Register(ctx context.Context) error {
 	return nil
 }
 
+// Enroll is what a new device does first: Register, then (n > 0)
+// PublishKeyPackages(n), so that others can add it to rooms
+// (draft-ralston-mimi-protocol-02, Sections 3 and 4.3.1).
+func (c *Client) Enroll(ctx context.Context, n int) error {
+	if err := c.Register(ctx); err != nil {
+		return err
+	}
+	if n > 0 {
+		if _, err := c.PublishKeyPackages(ctx, n); err != nil {
+			return fmt.Errorf("client: publishing KeyPackages of %s: %w", c.id.Client, err)
+		}
+	}
+	return nil
+}
+
 // PublishKeyPackages generates n KeyPackages (RFC 9420, Section 10) with
 // the default capabilities of package mls (which include AppSync,
 // application_states and SelfRemove, as MIMI rooms require), keeps their

@@ -66,13 +66,8 @@ func (w *world) add(name, user string, kps int) *client.Client {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if err := c.Register(w.ctx); err != nil {
+	if err := c.Enroll(w.ctx, kps); err != nil {
 		w.t.Fatal(err)
-	}
-	if kps > 0 {
-		if _, err := c.PublishKeyPackages(w.ctx, kps); err != nil {
-			w.t.Fatal(err)
-		}
 	}
 	w.clients[name] = c
 	return c

@@ -331,13 +331,8 @@ func (r *demoRun) newClient(ctx context.Context, name, user string, kps int, ann
 	if err != nil {
 		return nil, fmt.Errorf("client %s: %w", name, err)
 	}
-	if err := c.Register(ctx); err != nil {
-		return nil, fmt.Errorf("registering %s: %w", name, err)
-	}
-	if kps > 0 {
-		if _, err := c.PublishKeyPackages(ctx, kps); err != nil {
-			return nil, fmt.Errorf("publishing KeyPackages of %s: %w", name, err)
-		}
+	if err := c.Enroll(ctx, kps); err != nil {
+		return nil, err
 	}
 	dc := &demoClient{name: name, c: c}
 	r.clients[name] = dc

@@ -216,11 +216,8 @@ func newClients(ctx context.Context, t *Topology, rec *recorder, rng *rand.Rand,
 			if err := rp.AddSigner(s); err != nil {
 				return nil, nil, err
 			}
-			if err := sc.c.Register(ctx); err != nil {
-				return nil, nil, fmt.Errorf("chaos: register %s: %w", sc.id, err)
-			}
-			if _, err := sc.c.PublishKeyPackages(ctx, keyPackages); err != nil {
-				return nil, nil, fmt.Errorf("chaos: key packages of %s: %w", sc.id, err)
+			if err := sc.c.Enroll(ctx, keyPackages); err != nil {
+				return nil, nil, fmt.Errorf("chaos: %w", err)
 			}
 			out = append(out, sc)
 		}

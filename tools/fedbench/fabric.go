@@ -206,13 +206,8 @@ func (f *fabric) newMember(ctx context.Context, domain, user, device string, kps
 	if err != nil {
 		return nil, fmt.Errorf("client %s: %w", device, err)
 	}
-	if err := c.Register(ctx); err != nil {
-		return nil, fmt.Errorf("register %s: %w", device, err)
-	}
-	if kps > 0 {
-		if _, err := c.PublishKeyPackages(ctx, kps); err != nil {
-			return nil, fmt.Errorf("key packages of %s: %w", device, err)
-		}
+	if err := c.Enroll(ctx, kps); err != nil {
+		return nil, err
 	}
 	return &member{name: device, node: n, c: c}, nil
 }
