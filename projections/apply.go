@@ -26,6 +26,21 @@ const MaxIDLen = 4096
 // to r. Apply uses an indexed batch as r, so range reads see the tx's own
 // writes; replay uses a plain batch and the DB as r, and commits before any
 // event whose application needs a range read (see needsRangeRead).
+//
+// Only the key classes that are point-read (get, has, load) go through
+// the cache. The others are write-only for the tx: p/grp, p/prop, p/memb,
+// p/ucl, p/kpa, p/kpx, p/ntfq, p/fq and p/iq are never point-read while
+// applying (the read APIs and the range reads go to the DB or the batch),
+// and are written with setBlind, putBlind and delBlind, straight to the
+// batch, so that the caches keep the records that are read again. Such a
+// key must never be read with get: the caches do not know its writes.
+//
+// The fanout and inbox cursors (p/fcur, p/icur), moved by every enqueue
+// and acknowledgement, are read with cursor and written with putCursor,
+// which keeps the latest value in cursorWrites; finish writes each
+// written cursor to the batch once, whatever the number of events that
+// moved it. A rejected command never reaches finish, so its cursor writes
+// are dropped with the rest of its writes.
 type tx struct {
 	b      *pebble.Batch
 	r      pebble.Reader
@@ -37,8 +52,10 @@ type tx struct {
 	events map[uint64]*eventlog.Event // appended in this tx, by seq
 	base   *stateCache                // committed state shared across Applies, or nil
 	// cursorWrites are the fanout and inbox cursors this tx wrote (by
-	// key), for Machine.cursors once committed.
-	cursorWrites map[string]Cursor
+	// key), with their latest values: written to the batch by finish, and
+	// for Machine.cursors once committed.
+	cursorWrites map[string]*Cursor
+	enc          *encoder // encodes the records this tx writes
 }
 
 // stateCache holds committed values across Applies: values read from the
@@ -66,8 +83,8 @@ func newStateCache(r pebble.Reader) (*stateCache, error) {
 }
 
 // newApplyTx starts an Apply tx on the indexed batch b over the shared
-// cache base.
-func newApplyTx(b *pebble.Batch, base *stateCache) *tx {
+// cache base, encoding with enc.
+func newApplyTx(b *pebble.Batch, base *stateCache, enc *encoder) *tx {
 	app := eventlog.NewAppenderAt(b, base.head, func(room string) (uint64, error) {
 		if s, ok := base.roomHeads[room]; ok {
 			return s, nil
@@ -81,7 +98,7 @@ func newApplyTx(b *pebble.Batch, base *stateCache) *tx {
 		return s, err
 	})
 	return &tx{b: b, r: b, logR: b, app: app, cache: make(map[string]cached), rooms: make(map[string]*Room),
-		events: make(map[uint64]*eventlog.Event), base: base}
+		events: make(map[uint64]*eventlog.Event), base: base, enc: enc}
 }
 
 // publish merges a committed tx into the shared cache.
@@ -120,7 +137,7 @@ func newTx(b *pebble.Batch, r pebble.Reader) (*tx, error) {
 		return nil, storageErr("open log appender", err)
 	}
 	return &tx{b: b, r: r, logR: r, app: app, cache: make(map[string]cached), rooms: make(map[string]*Room),
-		events: make(map[uint64]*eventlog.Event)}, nil
+		events: make(map[uint64]*eventlog.Event), enc: new(encoder)}, nil
 }
 
 // newDryLogTx starts a tx that writes projections to b but does not write
@@ -151,6 +168,9 @@ func (t *tx) rebind(b *pebble.Batch) error {
 	}
 	t.b = b
 	clear(t.events)
+	// finish wrote the cursors; replay does not keep them for
+	// Machine.cursors (it reloads the table).
+	clear(t.cursorWrites)
 	if len(t.cache) > maxCached {
 		clear(t.cache)
 		clear(t.rooms)
@@ -168,8 +188,11 @@ func needsRangeRead(ev *eventlog.Event) bool {
 	return false
 }
 
-// finish flushes the log heads into the batch.
+// finish writes the cursors and the log heads into the batch.
 func (t *tx) finish() error {
+	if err := t.flushCursors(); err != nil {
+		return err
+	}
 	if err := t.app.Flush(); err != nil {
 		return storageErr("flush log head", err)
 	}
@@ -256,15 +279,11 @@ func (t *tx) load(k []byte, field string, rec record) (bool, error) {
 }
 
 func (t *tx) put(k []byte, rec record) error {
-	v, err := encode(rec)
+	v, err := t.enc.encode(rec)
 	if err != nil {
 		return err
 	}
-	if err := t.set(k, v); err != nil {
-		return err
-	}
-	t.noteCursor(k, rec)
-	return nil
+	return t.set(k, v)
 }
 
 func (t *tx) set(k, v []byte) error {
@@ -280,6 +299,30 @@ func (t *tx) del(k []byte) error {
 		return storageErr("delete", err)
 	}
 	t.cache[string(k)] = cached{}
+	return nil
+}
+
+// setBlind, putBlind and delBlind write a key of a write-only class (see
+// tx) to the batch only.
+func (t *tx) setBlind(k, v []byte) error {
+	if err := t.b.Set(k, v, nil); err != nil {
+		return storageErr("set", err)
+	}
+	return nil
+}
+
+func (t *tx) putBlind(k []byte, rec record) error {
+	v, err := t.enc.encode(rec)
+	if err != nil {
+		return err
+	}
+	return t.setBlind(k, v)
+}
+
+func (t *tx) delBlind(k []byte) error {
+	if err := t.b.Delete(k, nil); err != nil {
+		return storageErr("delete", err)
+	}
 	return nil
 }
 
@@ -389,14 +432,14 @@ func (t *tx) applyEvent(ev *eventlog.Event) error {
 		if err := checkID("destination", b.Destination, true); err != nil {
 			return err
 		}
-		return t.ack(fanCursorKey(b.Destination), func(n uint64) []byte { return fanQueueKey(b.Destination, n) }, b.UpTo)
+		return t.ack(&queueKeys{inbox: false}, b.Destination, b.UpTo)
 	case *eventlog.ClientEnqueued:
 		return t.enqueue(ev, b.Clients, b.Back, b.Part, b.Index, true)
 	case *eventlog.ClientDelivered:
 		if err := checkID("client", b.Client, true); err != nil {
 			return err
 		}
-		return t.ack(inCursorKey(b.Client), func(n uint64) []byte { return inQueueKey(b.Client, n) }, b.UpTo)
+		return t.ack(&queueKeys{inbox: true}, b.Client, b.UpTo)
 	default:
 		return invalid("unsupported event type %s", ev.Type())
 	}
@@ -424,7 +467,7 @@ func (t *tx) clientRegistered(ev *eventlog.Event, b *eventlog.ClientRegistered) 
 	if err := t.put(clientKey(b.Client), &c); err != nil {
 		return err
 	}
-	return t.set(userClientKey(b.User, b.Client), nil)
+	return t.setBlind(userClientKey(b.User, b.Client), nil)
 }
 
 func (t *tx) clientRemoved(b *eventlog.ClientRemoved) error {
@@ -439,7 +482,7 @@ func (t *tx) clientRemoved(b *eventlog.ClientRemoved) error {
 	if err := t.del(clientKey(b.Client)); err != nil {
 		return err
 	}
-	if err := t.del(userClientKey(c.User, b.Client)); err != nil {
+	if err := t.delBlind(userClientKey(c.User, b.Client)); err != nil {
 		return err
 	}
 	// Withdraw the unclaimed KeyPackages.
@@ -451,18 +494,20 @@ func (t *tx) clientRemoved(b *eventlog.ClientRemoved) error {
 		return err
 	}
 	// Drop the inbox, keeping the cursor so positions are never reused.
-	var cur Cursor
-	found, err = t.load(inCursorKey(b.Client), "inbox cursor", &cur)
+	q := queueKeys{inbox: true}
+	q.reset(b.Client)
+	cur, found, err := t.cursor(q.cursor, "inbox cursor")
 	if err != nil || !found {
 		return err
 	}
 	for n := cur.Acked + 1; n <= cur.Enqueued; n++ {
-		if err := t.del(inQueueKey(b.Client, n)); err != nil {
+		if err := t.delBlind(q.entryKey(n)); err != nil {
 			return err
 		}
 	}
 	cur.Acked = cur.Enqueued
-	return t.put(inCursorKey(b.Client), &cur)
+	t.putCursor(q.cursor, cur)
+	return nil
 }
 
 func (t *tx) keyPackagesUploaded(ev *eventlog.Event, b *eventlog.KeyPackagesUploaded) error {
@@ -497,10 +542,10 @@ func (t *tx) keyPackagesUploaded(ev *eventlog.Event, b *eventlog.KeyPackagesUplo
 		if err := t.put(kpKey(kp.Ref), &rec); err != nil {
 			return err
 		}
-		if err := t.set(availKey(&rec), kp.Ref); err != nil {
+		if err := t.setBlind(availKey(&rec), kp.Ref); err != nil {
 			return err
 		}
-		if err := t.set(expiryKey(&rec), nil); err != nil {
+		if err := t.setBlind(expiryKey(&rec), nil); err != nil {
 			return err
 		}
 	}
@@ -519,10 +564,14 @@ func (t *tx) withdrawKeyPackages(refs [][]byte, index string) error {
 		if !found || kp.Claimed {
 			return fmt.Errorf("%w: %s index names KeyPackage %x (found %v)", ErrCorruptState, index, ref, found)
 		}
-		for _, k := range [][]byte{kpKey(kp.Ref), availKey(&kp), expiryKey(&kp)} {
-			if err := t.del(k); err != nil {
-				return err
-			}
+		if err := t.del(kpKey(kp.Ref)); err != nil {
+			return err
+		}
+		if err := t.delBlind(availKey(&kp)); err != nil {
+			return err
+		}
+		if err := t.delBlind(expiryKey(&kp)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -576,10 +625,10 @@ func (t *tx) keyPackageClaimed(ev *eventlog.Event, b *eventlog.KeyPackageClaimed
 	if kp.Expired(ev.Timestamp) {
 		return fmt.Errorf("%w: %x (not_after %d)", ErrKeyPackageExpired, b.Ref, kp.NotAfter)
 	}
-	if err := t.del(availKey(&kp)); err != nil {
+	if err := t.delBlind(availKey(&kp)); err != nil {
 		return err
 	}
-	if err := t.del(expiryKey(&kp)); err != nil {
+	if err := t.delBlind(expiryKey(&kp)); err != nil {
 		return err
 	}
 	kp.Claimed, kp.Claimer, kp.Room, kp.ClaimedAt, kp.ClaimSeq = true, b.Claimer, ev.Room, ev.Timestamp, ev.Seq
@@ -689,11 +738,11 @@ func (t *tx) roomCreated(ev *eventlog.Event, b *eventlog.RoomCreated) error {
 	if err := t.putRoom(&r); err != nil {
 		return err
 	}
-	if err := t.put(groupKey(ev.Room), &groupState{Epoch: b.Epoch, GroupInfo: b.GroupInfo, RatchetTree: b.RatchetTree}); err != nil {
+	if err := t.putBlind(groupKey(ev.Room), &groupState{Epoch: b.Epoch, GroupInfo: b.GroupInfo, RatchetTree: b.RatchetTree}); err != nil {
 		return err
 	}
 	for _, m := range members {
-		if err := t.set(memberKey(m, ev.Room), nil); err != nil {
+		if err := t.setBlind(memberKey(m, ev.Room), nil); err != nil {
 			return err
 		}
 	}
@@ -748,7 +797,7 @@ func (t *tx) proposalAccepted(ev *eventlog.Event, b *eventlog.ProposalAccepted) 
 		return fmt.Errorf("%w: %x in room %q epoch %d", ErrDuplicateProposal, b.ProposalRef, ev.Room, r.Epoch)
 	}
 	p := Proposal{Seq: ev.Seq, Timestamp: ev.Timestamp, Epoch: b.Epoch, Ref: b.ProposalRef, Sender: b.Sender, Message: b.Message}
-	if err := t.put(proposalKey(ev.Room, r.Proposals), &p); err != nil {
+	if err := t.putBlind(proposalKey(ev.Room, r.Proposals), &p); err != nil {
 		return err
 	}
 	if err := t.set(rk, be32(nil, r.Proposals)); err != nil {
@@ -783,7 +832,7 @@ func (t *tx) commitAccepted(ev *eventlog.Event, b *eventlog.CommitAccepted) erro
 	}
 	// The proposal cache holds the current epoch only.
 	for i := uint32(0); i < r.Proposals; i++ {
-		if err := t.del(proposalKey(ev.Room, i)); err != nil {
+		if err := t.delBlind(proposalKey(ev.Room, i)); err != nil {
 			return err
 		}
 	}
@@ -797,12 +846,12 @@ func (t *tx) commitAccepted(ev *eventlog.Event, b *eventlog.CommitAccepted) erro
 	for i < len(old) || j < len(members) {
 		switch {
 		case j == len(members) || (i < len(old) && old[i] < members[j]):
-			if err := t.del(memberKey(old[i], ev.Room)); err != nil {
+			if err := t.delBlind(memberKey(old[i], ev.Room)); err != nil {
 				return err
 			}
 			i++
 		case i == len(old) || members[j] < old[i]:
-			if err := t.set(memberKey(members[j], ev.Room), nil); err != nil {
+			if err := t.setBlind(memberKey(members[j], ev.Room), nil); err != nil {
 				return err
 			}
 			j++
@@ -823,7 +872,7 @@ func (t *tx) commitAccepted(ev *eventlog.Event, b *eventlog.CommitAccepted) erro
 	if err := t.putRoom(r); err != nil {
 		return err
 	}
-	if err := t.put(groupKey(ev.Room), &groupState{Epoch: b.Epoch, GroupInfo: b.GroupInfo, RatchetTree: b.RatchetTree}); err != nil {
+	if err := t.putBlind(groupKey(ev.Room), &groupState{Epoch: b.Epoch, GroupInfo: b.GroupInfo, RatchetTree: b.RatchetTree}); err != nil {
 		return err
 	}
 	for _, rt := range b.WelcomeRoutes {
@@ -932,7 +981,7 @@ func (t *tx) notifyAccepted(ev *eventlog.Event, b *eventlog.NotifyAccepted) erro
 		}
 		return fmt.Errorf("%w: hub %q body %x", ErrDuplicateNotify, b.Hub, b.BodyHash[:8])
 	}
-	if err := t.put(notifyAgeKey(ev.Seq, b.Hub, b.BodyHash), &notifyAge{Timestamp: ev.Timestamp, Key: k}); err != nil {
+	if err := t.putBlind(notifyAgeKey(ev.Seq, b.Hub, b.BodyHash), &notifyAge{Timestamp: ev.Timestamp, Key: k}); err != nil {
 		return err
 	}
 	return t.put(k, &notifyRecord{Seq: ev.Seq, Room: ev.Room})
@@ -962,7 +1011,7 @@ func (t *tx) pruneNotifyDedup(b *eventlog.NotifyDedupPruned) error {
 		return err
 	}
 	for i, k := range keys {
-		if err := t.del(k); err != nil {
+		if err := t.delBlind(k); err != nil {
 			return err
 		}
 		if !bytes.HasPrefix(ages[i].Key, pNotify) {
@@ -1037,37 +1086,37 @@ func (t *tx) enqueue(ev *eventlog.Event, targets []string, back uint64, part eve
 	if err != nil {
 		return err
 	}
+	q := queueKeys{inbox: clients}
+	d := Delivery{SourceSeq: src.Seq, Part: part, Index: index, Room: src.Room, EnqueueSeq: ev.Seq, Timestamp: src.Timestamp}
 	for _, target := range targets {
-		ck, qk := fanCursorKey(target), func(n uint64) []byte { return fanQueueKey(target, n) }
+		q.reset(target)
 		if clients {
-			if ok, err := t.has(clientKey(target)); err != nil || !ok {
+			if ok, err := t.has(q.client); err != nil || !ok {
 				if err != nil {
 					return err
 				}
 				return fmt.Errorf("%w: %q", ErrUnknownClient, target)
 			}
-			ck, qk = inCursorKey(target), func(n uint64) []byte { return inQueueKey(target, n) }
 		}
-		var cur Cursor
-		if _, err := t.load(ck, "cursor", &cur); err != nil {
+		cur, _, err := t.cursor(q.cursor, "cursor")
+		if err != nil {
 			return err
 		}
 		cur.Enqueued++
-		d := Delivery{N: cur.Enqueued, SourceSeq: src.Seq, Part: part, Index: index, Room: src.Room,
-			EnqueueSeq: ev.Seq, Timestamp: src.Timestamp}
-		if err := t.put(qk(cur.Enqueued), &d); err != nil {
+		d.N = cur.Enqueued
+		if err := t.putBlind(q.entryKey(cur.Enqueued), &d); err != nil {
 			return err
 		}
-		if err := t.put(ck, &cur); err != nil {
-			return err
-		}
+		t.putCursor(q.cursor, cur)
 	}
 	return nil
 }
 
-func (t *tx) ack(ck []byte, qk func(uint64) []byte, upTo uint64) error {
-	var cur Cursor
-	found, err := t.load(ck, "cursor", &cur)
+// ack acknowledges the entries up to upTo of target's queue (q names the
+// kind of queue).
+func (t *tx) ack(q *queueKeys, target string, upTo uint64) error {
+	q.reset(target)
+	cur, found, err := t.cursor(q.cursor, "cursor")
 	if err != nil {
 		return err
 	}
@@ -1078,12 +1127,13 @@ func (t *tx) ack(ck []byte, qk func(uint64) []byte, upTo uint64) error {
 		return fmt.Errorf("%w: ack %d, already acked %d", ErrStaleAck, upTo, cur.Acked)
 	}
 	for n := cur.Acked + 1; n <= upTo; n++ {
-		if err := t.del(qk(n)); err != nil {
+		if err := t.delBlind(q.entryKey(n)); err != nil {
 			return err
 		}
 	}
 	cur.Acked = upTo
-	return t.put(ck, &cur)
+	t.putCursor(q.cursor, cur)
+	return nil
 }
 
 // check evaluates a condition against the state.

@@ -85,7 +85,7 @@ func (m *Machine) ApplyBatch(entries []Entry) []Result {
 		}
 		return out
 	}
-	run := &batchRun{m: m, out: out, committed: m.applied.Load(), cursors: make(map[string]Cursor)}
+	run := &batchRun{m: m, out: out, committed: m.applied.Load(), cursors: make(map[string]*Cursor)}
 	run.applied = run.committed
 	run.b = m.db.NewIndexedBatch()
 	defer func() { run.b.Close() }()
@@ -143,7 +143,7 @@ type batchRun struct {
 	staged    []int  // positions in out whose results depend on b committing
 	// cursors are the cursors written by the staged commands, for
 	// Machine.cursors once they are committed.
-	cursors map[string]Cursor
+	cursors map[string]*Cursor
 }
 
 // stage runs the command data on the indexed batch b, which already holds
@@ -151,7 +151,7 @@ type batchRun struct {
 // applied index or committing. On success the command's writes are
 // published to the cross-command cache and its cursor writes added
 // to cursors. It is execute minus the commit; the two must stay in step.
-func (m *Machine) stage(b *pebble.Batch, data []byte, cursors map[string]Cursor) (Result, error) {
+func (m *Machine) stage(b *pebble.Batch, data []byte, cursors map[string]*Cursor) (Result, error) {
 	cmd, err := DecodeCommand(data)
 	if err != nil {
 		return Result{}, err

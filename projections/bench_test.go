@@ -1,6 +1,7 @@
 package projections_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -46,21 +47,29 @@ func benchSetup(b *testing.B, m *projections.Machine, rooms int) {
 	}
 }
 
+// message returns a 256-byte application message, distinct for each n
+// (a room accepts the same bytes once per epoch).
+func message(n int) []byte {
+	m := make([]byte, 256)
+	binary.BigEndian.PutUint64(m, uint64(n))
+	return m
+}
+
 // BenchmarkApplySingle: one ApplicationMessageAccepted (256-byte message)
 // per Apply, each committed with pebble.Sync on disk.
 func BenchmarkApplySingle(b *testing.B) { storages(b, benchApplySingle) }
 
 func benchApplySingle(b *testing.B, m *projections.Machine) {
 	benchSetup(b, m, 10)
-	cmds := make([][]byte, 64)
+	cmds := make([][]byte, b.N)
 	for i := range cmds {
 		cmds[i] = encodeCmd(b, &projections.Command{Ops: []projections.Op{
-			ev(fmt.Sprint("room-", i%10), uint64(i), &eventlog.ApplicationMessageAccepted{Message: make([]byte, 256), Sender: "c"})}})
+			ev(fmt.Sprint("room-", i%10), uint64(i), &eventlog.ApplicationMessageAccepted{Message: message(i), Sender: "c"})}})
 	}
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if r := m.Apply(uint64(i)+2, cmds[i%len(cmds)]); r.Err != nil {
+		if r := m.Apply(uint64(i)+2, cmds[i]); r.Err != nil {
 			b.Fatal(r.Err)
 		}
 	}
@@ -73,7 +82,7 @@ func BenchmarkApplyBatch100(b *testing.B) { storages(b, benchApplyBatch100) }
 
 func benchApplyBatch100(b *testing.B, m *projections.Machine) {
 	benchSetup(b, m, 10)
-	cmds := make([][]byte, 16)
+	cmds := make([][]byte, b.N)
 	for i := range cmds {
 		var ops []projections.Op
 		for j := 0; j < 100; j++ {
@@ -83,14 +92,14 @@ func benchApplyBatch100(b *testing.B, m *projections.Machine) {
 				ops = append(ops, ev(room, uint64(j), &eventlog.FanoutEnqueued{Destinations: []string{"b.example", "c.example"}, Back: 1}))
 				continue
 			}
-			ops = append(ops, ev(room, uint64(j), &eventlog.ApplicationMessageAccepted{Message: make([]byte, 256), Sender: "c"}))
+			ops = append(ops, ev(room, uint64(j), &eventlog.ApplicationMessageAccepted{Message: message(i*100 + j), Sender: "c"}))
 		}
 		cmds[i] = encodeCmd(b, &projections.Command{Ops: ops})
 	}
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if r := m.Apply(uint64(i)+2, cmds[i%len(cmds)]); r.Err != nil {
+		if r := m.Apply(uint64(i)+2, cmds[i]); r.Err != nil {
 			b.Fatal(r.Err)
 		}
 	}
@@ -116,7 +125,7 @@ func BenchmarkReplay(b *testing.B) {
 				ops = append(ops, ev(room, uint64(done), &eventlog.FanoutEnqueued{Destinations: []string{"b.example"}, Back: 1}))
 				continue
 			}
-			ops = append(ops, ev(room, uint64(done), &eventlog.ApplicationMessageAccepted{Message: make([]byte, 256), Sender: "c"}))
+			ops = append(ops, ev(room, uint64(done), &eventlog.ApplicationMessageAccepted{Message: message(done), Sender: "c"}))
 		}
 		idx++
 		if r := src.Apply(idx, encodeCmd(b, &projections.Command{Ops: ops})); r.Err != nil {
@@ -175,4 +184,64 @@ func BenchmarkReplay(b *testing.B) {
 	b.ReportMetric(replayRate, "replay-events/s")
 	b.ReportMetric(scanRate, "scan-keys/s")
 	b.ReportMetric(replayRate/scanRate, "replay/scan")
+}
+
+// BenchmarkApplyNotifyFanout mimics a follower's notify command
+// (provider.Notify): per message a NotifyNotSeen condition, a
+// NotifyAccepted event with a 1 KiB body and a ClientEnqueued to the 17
+// local clients of the room; 16 messages per command, applied with
+// ApplyBatch (unsynced, on an in-memory filesystem: CPU cost only).
+func BenchmarkApplyNotifyFanout(b *testing.B) {
+	const (
+		clients = 17
+		msgs    = 16
+		room    = "mimi://a.example/r/bench-room"
+		hub     = "a.example"
+	)
+	m, err := projections.OpenWithOptions("bench", projections.Options{FS: vfs.NewMem()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	var ops []projections.Op
+	var recips []string
+	for i := 0; i < clients; i++ {
+		c := fmt.Sprintf("mimi://c.example/d/user-%02d/device-%02d", i, i)
+		recips = append(recips, c)
+		ops = append(ops, ev("", 1, &eventlog.ClientRegistered{User: fmt.Sprintf("mimi://c.example/u/user-%02d", i),
+			Client: c, SignatureKey: make([]byte, 32), Credential: make([]byte, 64)}))
+	}
+	idx := uint64(1)
+	if r := m.Apply(idx, encodeCmd(b, &projections.Command{Ops: ops})); r.Err != nil {
+		b.Fatal(r.Err)
+	}
+	var roomSeq, n uint64
+	body := make([]byte, 1024)
+	next := func() []byte {
+		var conds []projections.Condition
+		var ops []projections.Op
+		for j := 0; j < msgs; j++ {
+			n++
+			binary.BigEndian.PutUint64(body, n)
+			h := eventlog.NotifyHash(room, body)
+			conds = append(conds, projections.NotifyNotSeen(hub, h))
+			ops = append(ops,
+				ev(room, n, &eventlog.NotifyAccepted{Hub: hub, BodyHash: h, Body: append([]byte(nil), body...)}),
+				ev(room, n, &eventlog.ClientEnqueued{Clients: recips, Back: 1, Part: eventlog.PartMessage}))
+		}
+		return encodeCmd(b, &projections.Command{Conditions: append(conds, projections.RoomSeqIs(room, roomSeq)), Ops: ops})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cmd := next()
+		idx++
+		b.StartTimer()
+		r := m.ApplyBatch([]projections.Entry{{Index: idx, Cmd: cmd}})[0]
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+		roomSeq = r.Events[len(r.Events)-1].RoomSeq
+	}
+	b.ReportMetric(float64(b.N*msgs)/b.Elapsed().Seconds(), "msgs/s")
 }

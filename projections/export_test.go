@@ -1,6 +1,10 @@
 package projections
 
-import "github.com/cockroachdb/pebble/v2"
+import (
+	"bytes"
+
+	"github.com/cockroachdb/pebble/v2"
+)
 
 // DBForTest exposes the underlying Pebble DB to tests.
 func (m *Machine) DBForTest() *pebble.DB { return m.db }
@@ -20,4 +24,26 @@ func (m *Machine) FanoutDestinationsFromDBForTest() ([]Destination, error) {
 // bypassing the in-memory table.
 func (m *Machine) InboxCursorFromDBForTest(client string) (Cursor, error) {
 	return m.cursor(inCursorKey(client), func() (Cursor, bool) { return Cursor{}, false })
+}
+
+// writeOnlyPrefixes are the key classes the apply path writes blind (see
+// tx).
+var writeOnlyPrefixes = [][]byte{pGroup, pProposal, pMember, pUserClient, pAvailable, pExpiry, pNotifyAge, pFanQueue, pInQueue}
+
+// WriteOnlyKeysCachedForTest returns the keys of the write-only classes
+// held by the cross-command cache. A tx reading one of them (which it
+// must not) would leave it there.
+func (m *Machine) WriteOnlyKeysCachedForTest() []string {
+	if m.cache == nil {
+		return nil
+	}
+	var out []string
+	for k := range m.cache.vals {
+		for _, p := range writeOnlyPrefixes {
+			if bytes.HasPrefix([]byte(k), p) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }

@@ -12,9 +12,9 @@ import (
 // cursor (the p/fcur/ and p/icur/ keys, draft-ralston-mimi-protocol-02,
 // Section 5.5), kept in step with the committed state so that
 // FanoutDestinations, FanoutCursor and InboxCursor do not read Pebble. The
-// cursor keys are rewritten by every enqueue and every acknowledgement, so
-// the memtable holds many versions of each, and an iteration over the
-// prefix has to step over all of them.
+// cursor keys are rewritten by every command that enqueues or
+// acknowledges, so the memtable holds many versions of each, and an
+// iteration over the prefix has to step over all of them.
 //
 // It is loaded from the DB whenever the cross-Apply cache is (re)built
 // (Open, Restore, replay), which happens with no Apply running. Committed
@@ -72,7 +72,7 @@ func (c *cursorTable) invalidate() {
 
 // merge records committed cursor writes (keyed by p/fcur/ or p/icur/
 // key).
-func (c *cursorTable) merge(w map[string]Cursor) {
+func (c *cursorTable) merge(w map[string]*Cursor) {
 	if len(w) == 0 {
 		return
 	}
@@ -93,7 +93,7 @@ func (c *cursorTable) merge(w map[string]Cursor) {
 			c.valid, c.m, c.in = false, nil, nil
 			return
 		}
-		m[d] = cur
+		m[d] = *cur
 	}
 }
 
@@ -135,21 +135,52 @@ func (c *cursorTable) getInbox(client string) (Cursor, bool) {
 	return c.in[client], true
 }
 
-// noteCursor records a cursor write of the tx when it is a fanout or
-// inbox cursor.
-func (t *tx) noteCursor(k []byte, rec record) {
-	cur, ok := rec.(*Cursor)
-	if !ok || !(bytes.HasPrefix(k, pFanCursor) || bytes.HasPrefix(k, pInCursor)) {
+// cursor returns the fanout or inbox cursor at k as of this tx, and
+// whether it exists.
+func (t *tx) cursor(k []byte, field string) (Cursor, bool, error) {
+	if c, ok := t.cursorWrites[string(k)]; ok {
+		return *c, true, nil
+	}
+	var cur Cursor
+	found, err := t.load(k, field, &cur)
+	return cur, found, err
+}
+
+// putCursor sets the fanout or inbox cursor at k; finish writes it.
+func (t *tx) putCursor(k []byte, cur Cursor) {
+	if c, ok := t.cursorWrites[string(k)]; ok {
+		*c = cur
 		return
 	}
 	if t.cursorWrites == nil {
-		t.cursorWrites = make(map[string]Cursor)
+		t.cursorWrites = make(map[string]*Cursor)
 	}
-	t.cursorWrites[string(k)] = *cur
+	c := new(Cursor)
+	*c = cur
+	t.cursorWrites[string(k)] = c
+}
+
+// flushCursors writes the cursors set by putCursor to the batch (and the
+// cache), in key order.
+func (t *tx) flushCursors() error {
+	if len(t.cursorWrites) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(t.cursorWrites))
+	for k := range t.cursorWrites {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := t.put([]byte(k), t.cursorWrites[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // takeCursors moves the tx's cursor writes into dst.
-func (t *tx) takeCursors(dst map[string]Cursor) {
+func (t *tx) takeCursors(dst map[string]*Cursor) {
 	for k, c := range t.cursorWrites {
 		dst[k] = c
 	}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/openmimi/mimi/eventlog"
 )
@@ -78,8 +79,34 @@ func messageKey(room string, epoch uint64, hash []byte) []byte {
 func groupRoomKey(hub string, gid []byte) []byte { return key(pGroupRoom, hub, string(gid)) }
 func roomGroupKey(room string) []byte            { return key(pRoomGroup, room) }
 func fanCursorKey(dest string) []byte            { return key(pFanCursor, dest) }
-func fanQueueKey(dest string, n uint64) []byte   { return be64(key(pFanQueue, dest), n) }
 func inCursorKey(client string) []byte           { return key(pInCursor, client) }
-func inQueueKey(client string, n uint64) []byte {
-	return be64(key(pInQueue, client), n)
+
+// queueKeys builds the keys of one delivery queue at a time, a fanout
+// queue (p/fcur, p/fq) or an inbox (p/icur, p/iq), in buffers reused from
+// target to target: every enqueue touches them for each of its targets.
+type queueKeys struct {
+	inbox bool
+	comp  []byte // c(target)
+	// cursor is target's cursor key and client (inboxes only) its client
+	// key, valid until the next reset.
+	cursor, client []byte
+	entry          []byte // p/fq/ or p/iq/ + c(target), with room for be64(n)
 }
+
+// reset points q at target's queue.
+func (q *queueKeys) reset(target string) {
+	cp, ep := pFanCursor, pFanQueue
+	if q.inbox {
+		cp, ep = pInCursor, pInQueue
+	}
+	q.comp = eventlog.AppendKeyString(q.comp[:0], target)
+	if q.inbox {
+		q.client = append(append(q.client[:0], pClient...), q.comp...)
+	}
+	q.cursor = append(append(q.cursor[:0], cp...), q.comp...)
+	q.entry = slices.Grow(append(append(q.entry[:0], ep...), q.comp...), 8)
+}
+
+// entryKey returns the key of entry n of the queue, valid until the next
+// entryKey or reset.
+func (q *queueKeys) entryKey(n uint64) []byte { return be64(q.entry, n) }

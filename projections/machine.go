@@ -57,6 +57,7 @@ type Machine struct {
 	closed  bool
 	applied atomic.Uint64
 	cache   *stateCache // guarded by applyMu; nil if disabled
+	enc     encoder     // guarded by applyMu: shared by the Apply txs
 	// cursors mirrors the committed fanout and inbox cursors for the
 	// read APIs.
 	cursors cursorTable
@@ -292,9 +293,14 @@ func (m *Machine) execute(raftIndex uint64, data []byte) (Result, error) {
 // cache when there is one, else straight over the batch.
 func (m *Machine) applyTx(b *pebble.Batch) (*tx, error) {
 	if m.cache != nil {
-		return newApplyTx(b, m.cache), nil
+		return newApplyTx(b, m.cache, &m.enc), nil
 	}
-	return newTx(b, b)
+	t, err := newTx(b, b)
+	if err != nil {
+		return nil, err
+	}
+	t.enc = &m.enc
+	return t, nil
 }
 
 // run checks a command's conditions and applies its operations to the

@@ -322,6 +322,9 @@ func TestPropertyReplay(t *testing.T) {
 			if g.stats.ok < 150 || g.stats.rejected < 50 {
 				t.Fatalf("generator too lopsided: %+v", g.stats)
 			}
+			if ks := a.m.WriteOnlyKeysCachedForTest(); len(ks) > 0 {
+				t.Fatalf("%d write-only keys in the cross-command cache, such as %q", len(ks), ks[0])
+			}
 			replayCheck(t, a)
 			rep, err := a.m.VerifyLog()
 			if err != nil || !rep.OK() {

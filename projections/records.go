@@ -349,14 +349,32 @@ type record interface {
 	unmarshal(r *codec.Reader)
 }
 
-func encode(rec record) ([]byte, error) {
-	w := codec.NewWriter()
-	rec.marshal(w)
-	b, err := w.Bytes()
+// maxEncoder is the size past which an encoder starts a new buffer.
+const maxEncoder = 64 << 10
+
+// encoder encodes records into one growing buffer, replaced once past
+// maxEncoder. A codec.Writer only appends, so a record's encoding is the
+// tail its marshal added and is never overwritten by later records: the
+// records share a buffer instead of allocating (and growing) one each. An
+// encoding must not be retained, since it pins the whole buffer: the
+// batch copies what it is given, and so does tx.set for its cache.
+type encoder struct {
+	w *codec.Writer
+}
+
+// encode returns rec's encoding.
+func (e *encoder) encode(rec record) ([]byte, error) {
+	if e.w == nil || e.w.Len() > maxEncoder {
+		e.w = codec.NewWriter()
+	}
+	start := e.w.Len()
+	rec.marshal(e.w)
+	b, err := e.w.Bytes()
 	if err != nil {
+		e.w = nil // the error is sticky
 		return nil, fmt.Errorf("%w: encode record: %w", ErrInvalidEvent, err)
 	}
-	return b, nil
+	return b[start:len(b):len(b)], nil
 }
 
 func decode(b []byte, field string, rec record) error {
