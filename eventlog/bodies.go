@@ -10,9 +10,9 @@ import (
 // string's bytes; a nil []byte marked "optional" is absent, any non-nil
 // value (even empty) is present.
 
-func writeString(w *codec.Writer, s string) { w.Opaque([]byte(s)) }
+func writeString(w *codec.Writer, s string) { w.OpaqueString(s) }
 
-func readString(r *codec.Reader, field string) string { return string(r.Opaque(field)) }
+func readString(r *codec.Reader, field string) string { return r.OpaqueString(field) }
 
 func writeStrings(w *codec.Writer, ss []string) {
 	w.Vector(func(w *codec.Writer) {

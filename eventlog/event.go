@@ -208,7 +208,7 @@ func (e *Event) MarshalMLS(w *codec.Writer) {
 	}
 	w.U16(v)
 	w.U16(uint16(e.Body.EventType()))
-	w.Opaque([]byte(e.Room))
+	w.OpaqueString(e.Room)
 	w.U64(e.Timestamp)
 	w.Vector(func(w *codec.Writer) { e.Body.MarshalMLS(w) })
 }
@@ -231,7 +231,7 @@ func (e *Event) UnmarshalMLS(r *codec.Reader) {
 		r.Fail("event.type", ErrUnknownType)
 		return
 	}
-	e.Room = string(r.Opaque("event.room"))
+	e.Room = r.OpaqueString("event.room")
 	e.Timestamp = r.U64("event.timestamp")
 	// The body is an opaque<V> holding exactly one value: read it as a
 	// vector whose single element must consume the whole content.

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/openmimi/mimi/mls/codec"
 )
 
 // HashSize is the size of a record's chain hash (SHA-256).
@@ -95,10 +97,23 @@ type Appender struct {
 	buf   []byte
 
 	lookup     func(string) (uint64, error) // room head lookup (NewAppenderAt)
-	rec        []byte                       // record buffer, reused
 	dirty      bool                         // appended since the last Flush
 	dirtyRooms map[string]struct{}          // rooms appended to since the last Flush
 	dirtyList  []string                     // the same, in first-append order
+}
+
+// scratchPool holds the buffers Append builds keys and records in; the
+// batch copies them, so one buffer serves every Append in turn.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch bounds the buffers kept in scratchPool.
+const maxScratch = 256 << 10
+
+func putScratch(b *[]byte) {
+	if cap(*b) > maxScratch {
+		*b = nil
+	}
+	scratchPool.Put(b)
 }
 
 // NewAppender returns an Appender writing to b whose starting state is read
@@ -171,20 +186,24 @@ func (a *Appender) Append(ev *Event) error {
 	if ev.Version == 0 {
 		ev.Version = SchemaVersion
 	}
-	enc, err := Encode(ev)
+	// The batch copies what it is given, so the key and the record are
+	// built in a pooled scratch buffer, one after the other.
+	scratch := scratchPool.Get().(*[]byte)
+	defer putScratch(scratch)
+	key := AppendUint64(append((*scratch)[:0], prefixGlobal...), seq)
+	var hdr [recordHeader]byte // the hash is filled in below
+	binary.BigEndian.PutUint64(hdr[HashSize:], seq)
+	binary.BigEndian.PutUint64(hdr[HashSize+8:], roomSeq)
+	buf, err := codec.AppendMarshal(append(key, hdr[:]...), ev)
+	*scratch = buf
 	if err != nil {
-		return err
+		return fmt.Errorf("eventlog: encode %s: %w", ev.Type(), err)
 	}
-	// The batch copies what it is given, so the record buffer is reused.
-	w := append(a.rec[:0], make([]byte, recordHeader)...)
-	binary.BigEndian.PutUint64(w[HashSize:], seq)
-	binary.BigEndian.PutUint64(w[HashSize+8:], roomSeq)
-	w = append(w, enc...)
-	a.rec = w
-	h := ChainHash(a.head.Hash, w[HashSize:])
-	copy(w, h[:])
+	key, rec := buf[:len(key)], buf[len(key):]
+	h := ChainHash(a.head.Hash, rec[HashSize:])
+	copy(rec, h[:])
 	if a.b != nil {
-		if err := a.b.Set(globalKey(seq), w, nil); err != nil {
+		if err := a.b.Set(key, rec, nil); err != nil {
 			return fmt.Errorf("eventlog: append %d: %w", seq, err)
 		}
 	}
@@ -192,7 +211,10 @@ func (a *Appender) Append(ev *Event) error {
 		if a.b != nil {
 			var v [8]byte
 			binary.BigEndian.PutUint64(v[:], seq)
-			if err := a.b.Set(roomIdxKey(ev.Room, roomSeq), v[:], nil); err != nil {
+			// The index key goes after the record, in the scratch
+			// buffer's spare room when there is enough.
+			idx := AppendUint64(AppendKeyString(append(buf[len(buf):], prefixRoomIdx...), ev.Room), roomSeq)
+			if err := a.b.Set(idx, v[:], nil); err != nil {
 				return fmt.Errorf("eventlog: append %d: %w", seq, err)
 			}
 			if _, ok := a.dirtyRooms[ev.Room]; !ok {

@@ -343,3 +343,58 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)      {}
 func (quiet) Errorf(string, ...any)     {}
 func (quiet) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+// BenchmarkAppend appends a hub's submit (a 1 KiB message, its fanout and
+// its local recipients) to a fresh batch per command, as the state machine
+// does.
+func BenchmarkAppend(b *testing.B) {
+	db := openMem(b)
+	evs := benchEvents()
+	b.ReportAllocs()
+	var head eventlog.Head
+	rooms := map[string]uint64{}
+	for b.Loop() {
+		batch := db.NewBatch()
+		a := eventlog.NewAppenderAt(batch, head, func(room string) (uint64, error) { return rooms[room], nil })
+		for _, name := range []string{"app", "enqueue"} {
+			ev := evs[name]
+			if err := a.Append(&ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := a.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		head = a.Head()
+		for r, s := range a.RoomHeads() {
+			rooms[r] = s
+		}
+		batch.Close()
+	}
+}
+
+// BenchmarkGet reads back a stored event carrying a 1 KiB message.
+func BenchmarkGet(b *testing.B) {
+	db := openMem(b)
+	batch := db.NewBatch()
+	a, err := eventlog.NewAppender(db, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := benchEvents()["app"]
+	if err := a.Append(&ev); err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := eventlog.Get(db, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

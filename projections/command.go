@@ -163,21 +163,21 @@ func (c *Condition) MarshalMLS(w *codec.Writer) {
 	w.U8(uint8(c.Kind))
 	switch c.Kind {
 	case CondRoomExists, CondRoomDoesNotExist:
-		w.Opaque([]byte(c.Room))
+		w.OpaqueString(c.Room)
 	case CondRoomEpochIs:
-		w.Opaque([]byte(c.Room))
+		w.OpaqueString(c.Room)
 		w.U64(c.Epoch)
 	case CondRoomSeqIs:
-		w.Opaque([]byte(c.Room))
+		w.OpaqueString(c.Room)
 		w.U64(c.Seq)
 	case CondKeyPackageUnclaimed:
 		w.Opaque(c.Ref)
 		w.U64(c.Now)
 	case CondNotifyNotSeen:
-		w.Opaque([]byte(c.Hub))
+		w.OpaqueString(c.Hub)
 		w.Opaque(c.Hash)
 	case CondClientRegistered, CondClientNotRegistered:
-		w.Opaque([]byte(c.Client))
+		w.OpaqueString(c.Client)
 	default:
 		w.Fail(fmt.Errorf("%w: condition kind %d", ErrMalformedCommand, c.Kind))
 	}
@@ -188,21 +188,21 @@ func (c *Condition) UnmarshalMLS(r *codec.Reader) {
 	*c = Condition{Kind: ConditionKind(r.U8("condition.kind"))}
 	switch c.Kind {
 	case CondRoomExists, CondRoomDoesNotExist:
-		c.Room = string(r.Opaque("condition.room"))
+		c.Room = r.OpaqueString("condition.room")
 	case CondRoomEpochIs:
-		c.Room = string(r.Opaque("condition.room"))
+		c.Room = r.OpaqueString("condition.room")
 		c.Epoch = r.U64("condition.epoch")
 	case CondRoomSeqIs:
-		c.Room = string(r.Opaque("condition.room"))
+		c.Room = r.OpaqueString("condition.room")
 		c.Seq = r.U64("condition.seq")
 	case CondKeyPackageUnclaimed:
 		c.Ref = r.Opaque("condition.ref")
 		c.Now = r.U64("condition.now")
 	case CondNotifyNotSeen:
-		c.Hub = string(r.Opaque("condition.hub"))
+		c.Hub = r.OpaqueString("condition.hub")
 		c.Hash = r.Opaque("condition.hash")
 	case CondClientRegistered, CondClientNotRegistered:
-		c.Client = string(r.Opaque("condition.client"))
+		c.Client = r.OpaqueString("condition.client")
 	default:
 		r.Fail("condition.kind", codec.ErrInvalidValue)
 	}
@@ -210,14 +210,14 @@ func (c *Condition) UnmarshalMLS(r *codec.Reader) {
 
 // MarshalMLS implements codec.Marshaler.
 func (c *ClaimRequest) MarshalMLS(w *codec.Writer) {
-	w.Opaque([]byte(c.Client))
+	w.OpaqueString(c.Client)
 	w.Vector(func(w *codec.Writer) {
 		for _, s := range c.Suites {
 			w.U16(s)
 		}
 	})
-	w.Opaque([]byte(c.Claimer))
-	w.Opaque([]byte(c.Room))
+	w.OpaqueString(c.Claimer)
+	w.OpaqueString(c.Room)
 	w.U64(c.Timestamp)
 	w.Bool(c.Required)
 }
@@ -225,10 +225,10 @@ func (c *ClaimRequest) MarshalMLS(w *codec.Writer) {
 // UnmarshalMLS implements codec.Unmarshaler.
 func (c *ClaimRequest) UnmarshalMLS(r *codec.Reader) {
 	*c = ClaimRequest{}
-	c.Client = string(r.Opaque("claim.client"))
+	c.Client = r.OpaqueString("claim.client")
 	r.Vector("claim.suites", func(r *codec.Reader) { c.Suites = append(c.Suites, r.U16("claim.suite")) })
-	c.Claimer = string(r.Opaque("claim.claimer"))
-	c.Room = string(r.Opaque("claim.room"))
+	c.Claimer = r.OpaqueString("claim.claimer")
+	c.Room = r.OpaqueString("claim.room")
 	c.Timestamp = r.U64("claim.timestamp")
 	c.Required = r.Bool("claim.required")
 }

@@ -263,3 +263,57 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// benchCommands are the two commands on the federation hot path, with
+// 1 KiB messages: a hub's submit (the message, its fanout and the local
+// recipients) and a follower's /notify of 16 messages.
+func benchCommands() map[string]*projections.Command {
+	msg := bytes.Repeat([]byte{0xa5}, 1024)
+	const room = "mimi://a.example/r/bench-room"
+	submit := &projections.Command{
+		Conditions: []projections.Condition{projections.RoomEpochIs(room, 3)},
+		Ops: []projections.Op{
+			projections.EventOp(room, 1700000000000, &eventlog.ApplicationMessageAccepted{Epoch: 3, Message: msg, Sender: "mimi://c.example/u/sender/d/1"}),
+			projections.EventOp(room, 1700000000000, &eventlog.FanoutEnqueued{Destinations: []string{"b.example", "c.example"}, Back: 1}),
+			projections.EventOp(room, 1700000000000, &eventlog.ClientEnqueued{Clients: []string{"mimi://a.example/u/recv/d/1"}, Back: 2}),
+		},
+	}
+	notify := &projections.Command{}
+	for i := 0; i < 16; i++ {
+		h := bytes.Repeat([]byte{byte(i)}, 32)
+		notify.Conditions = append(notify.Conditions, projections.NotifyNotSeen("a.example", h))
+		notify.Ops = append(notify.Ops,
+			projections.EventOp(room, 1700000000000, &eventlog.NotifyAccepted{Hub: "a.example", BodyHash: h, Body: msg}),
+			projections.EventOp(room, 1700000000000, &eventlog.ClientEnqueued{Clients: []string{"mimi://c.example/u/recv/d/1"}, Back: 1}))
+	}
+	notify.Conditions = append(notify.Conditions, projections.RoomSeqIs(room, 42))
+	return map[string]*projections.Command{"submit": submit, "notify16": notify}
+}
+
+func BenchmarkEncodeCommand(b *testing.B) {
+	for _, name := range []string{"submit", "notify16"} {
+		c := benchCommands()[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := projections.EncodeCommand(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDecodeCommand(b *testing.B) {
+	for _, name := range []string{"submit", "notify16"} {
+		enc := encodeCmd(b, benchCommands()[name])
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := projections.DecodeCommand(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -193,10 +193,8 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	b := s.db.NewBatchWithSize(size)
 	defer b.Close()
 	lo, hi := uint64(math.MaxUint64), uint64(0)
-	var buf []byte
 	for _, l := range logs {
-		buf = encodeLog(buf[:0], l)
-		if err := b.Set(logKey(l.Index), buf, nil); err != nil {
+		if err := setLog(b, l); err != nil {
 			return fmt.Errorf("raftnode: store log %d: %w", l.Index, err)
 		}
 		lo = min(lo, l.Index)
@@ -252,6 +250,19 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	return nil
 }
 
+// setLog adds l to b under its index key, encoding key and value straight
+// into the batch's buffer.
+func setLog(b *pebble.Batch, l *raft.Log) error {
+	op := b.SetDeferred(9, encodedLogLen(l))
+	op.Key[0] = prefixLog
+	binary.BigEndian.PutUint64(op.Key[1:], l.Index)
+	if v := encodeLog(op.Value[:0], l); len(v) != len(op.Value) {
+		// Cannot happen: encodedLogLen mirrors encodeLog.
+		return fmt.Errorf("raftnode: log value of %d bytes, sized %d", len(v), len(op.Value))
+	}
+	return op.Finish()
+}
+
 // encodeLog appends the value encoding of l (everything but the index,
 // which is the key): version, uvarint term, type, uvarint-length data,
 // uvarint-length extensions, varint AppendedAt in Unix nanoseconds with 0
@@ -264,11 +275,24 @@ func encodeLog(dst []byte, l *raft.Log) []byte {
 	dst = append(dst, l.Data...)
 	dst = binary.AppendUvarint(dst, uint64(len(l.Extensions)))
 	dst = append(dst, l.Extensions...)
-	var ts int64
-	if !l.AppendedAt.IsZero() {
-		ts = l.AppendedAt.UnixNano()
+	return binary.AppendVarint(dst, logTimestamp(l))
+}
+
+// encodedLogLen is the length of encodeLog's output for l.
+func encodedLogLen(l *raft.Log) int {
+	var tmp [binary.MaxVarintLen64]byte
+	return 1 + len(binary.AppendUvarint(tmp[:0], l.Term)) + 1 +
+		len(binary.AppendUvarint(tmp[:0], uint64(len(l.Data)))) + len(l.Data) +
+		len(binary.AppendUvarint(tmp[:0], uint64(len(l.Extensions)))) + len(l.Extensions) +
+		len(binary.AppendVarint(tmp[:0], logTimestamp(l)))
+}
+
+// logTimestamp is l.AppendedAt in Unix nanoseconds, 0 for the zero time.
+func logTimestamp(l *raft.Log) int64 {
+	if l.AppendedAt.IsZero() {
+		return 0
 	}
-	return binary.AppendVarint(dst, ts)
+	return l.AppendedAt.UnixNano()
 }
 
 func decodeLog(index uint64, v []byte, l *raft.Log) error {

@@ -101,6 +101,20 @@ func TestNestedVectorOffsets(t *testing.T) {
 	if !errors.As(r.Err(), &de) || de.Offset != 3 {
 		t.Fatalf("err %v", r.Err())
 	}
+	// After a vector (nested or not), reading resumes behind it and
+	// offsets are again those of the outer input.
+	in = []byte{0xaa, 0x04, 0x01, 0x07, 0x01, 0x08, 0x01}
+	r = NewReader(in)
+	r.U8("pad")
+	var got []byte
+	r.Vector("outer", func(r *Reader) { r.Vector("inner", func(r *Reader) { got = append(got, r.U8("e")) }) })
+	if r.Err() != nil || !bytes.Equal(got, []byte{7, 8}) || r.Offset() != 6 || r.Len() != 1 {
+		t.Fatalf("after vector: %v %x offset %d len %d", r.Err(), got, r.Offset(), r.Len())
+	}
+	r.U16("tail")
+	if !errors.As(r.Err(), &de) || de.Field != "tail" || de.Offset != 6 {
+		t.Fatalf("err after vector %v", r.Err())
+	}
 }
 
 func TestWriterVectorAndOptional(t *testing.T) {
@@ -159,6 +173,78 @@ func TestOpaqueCopies(t *testing.T) {
 	}
 }
 
+// marshalFunc adapts a function to Marshaler.
+type marshalFunc func(w *Writer)
+
+func (f marshalFunc) MarshalMLS(w *Writer) { f(w) }
+
+func TestMarshalOwnsResult(t *testing.T) {
+	enc := func(s string) Marshaler { return marshalFunc(func(w *Writer) { w.OpaqueString(s) }) }
+	a, err := Marshal(enc("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Later encodings reuse pooled buffers: they must not show through a.
+	for i := 0; i < 10; i++ {
+		if _, err := Marshal(enc("XXXXXXXXXXXXXXXX")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(a) != "\x05first" {
+		t.Fatalf("Marshal = %q", a)
+	}
+	if b, err := Marshal(marshalFunc(func(*Writer) {})); b != nil || err != nil {
+		t.Fatalf("empty encoding = %v, %v", b, err)
+	}
+	tooLarge := marshalFunc(func(w *Writer) { w.Varint(MaxVarint + 1) })
+	if b, err := Marshal(tooLarge); b != nil || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("failed encoding = %v, %v", b, err)
+	}
+	// The failed Writer went back to the pool clean.
+	if b, err := Marshal(enc("ok")); err != nil || string(b) != "\x02ok" {
+		t.Fatalf("after failure: %q, %v", b, err)
+	}
+}
+
+func TestAppendMarshal(t *testing.T) {
+	m := marshalFunc(func(w *Writer) { w.U8(7); w.Opaque([]byte("ab")) })
+	dst := make([]byte, 2, 16)
+	dst[0], dst[1] = 'h', 'i'
+	out, err := AppendMarshal(dst, m)
+	if err != nil || string(out) != "hi\x07\x02ab" || &out[0] != &dst[0] {
+		t.Fatalf("AppendMarshal = %q, %v (in place %v)", out, err, &out[0] == &dst[0])
+	}
+	want, _ := Marshal(m)
+	if out, _ := AppendMarshal(nil, m); !bytes.Equal(out, want) {
+		t.Fatalf("AppendMarshal(nil) = %x, Marshal = %x", out, want)
+	}
+	bad := marshalFunc(func(w *Writer) { w.U8(1); w.Varint(MaxVarint + 1) })
+	if out, err := AppendMarshal(dst, bad); !errors.Is(err, ErrTooLarge) || string(out) != "hi" {
+		t.Fatalf("failed AppendMarshal = %q, %v", out, err)
+	}
+}
+
+func TestOpaqueString(t *testing.T) {
+	for _, s := range []string{"", "room", string(bytes.Repeat([]byte{'x'}, 100))} {
+		w1, w2 := NewWriter(), NewWriter()
+		w1.Opaque([]byte(s))
+		w2.OpaqueString(s)
+		b1, _ := w1.Bytes()
+		b2, _ := w2.Bytes()
+		if !bytes.Equal(b1, b2) {
+			t.Fatalf("OpaqueString(%q) = %x, Opaque = %x", s, b2, b1)
+		}
+		r := NewReader(b2)
+		if got := r.OpaqueString("s"); got != s || r.Done("s") != nil {
+			t.Fatalf("read %q, %v", got, r.Err())
+		}
+	}
+	r := NewReader([]byte{0x05, 'a'})
+	if got := r.OpaqueString("s"); got != "" || !errors.Is(r.Err(), ErrTruncated) {
+		t.Fatalf("truncated: %q, %v", got, r.Err())
+	}
+}
+
 func FuzzVarint(f *testing.F) {
 	for _, s := range [][]byte{{0x25}, {0x7b, 0xbd}, {0x9d, 0x7f, 0x3e, 0x7d}, {0x40, 0x01}, {0xc0}} {
 		f.Add(s)
@@ -174,4 +260,55 @@ func FuzzVarint(f *testing.F) {
 			t.Fatalf("decoded %d from %x, which re-encodes as %x", v, b, enc)
 		}
 	})
+}
+
+// benchMsg is shaped like an accepted application message: an epoch, a
+// 1 KiB ciphertext and a sender URI, inside a vector.
+type benchMsg struct {
+	epoch  uint64
+	msg    []byte
+	sender []byte
+}
+
+func (m *benchMsg) MarshalMLS(w *Writer) {
+	w.U16(1)
+	w.Vector(func(w *Writer) {
+		w.U64(m.epoch)
+		w.Opaque(m.msg)
+		w.Opaque(m.sender)
+	})
+}
+
+func (m *benchMsg) UnmarshalMLS(r *Reader) {
+	r.U16("version")
+	r.Vector("body", func(r *Reader) {
+		m.epoch = r.U64("epoch")
+		m.msg = r.Opaque("msg")
+		m.sender = r.Opaque("sender")
+	})
+}
+
+func newBenchMsg() *benchMsg {
+	return &benchMsg{epoch: 3, msg: bytes.Repeat([]byte{0xa5}, 1024), sender: []byte("mimi://c.example/u/sender/d/1")}
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	m := newBenchMsg()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Marshal(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnmarshal(b *testing.B) {
+	enc := MustMarshal(newBenchMsg())
+	b.ReportAllocs()
+	for b.Loop() {
+		var m benchMsg
+		if err := Unmarshal(enc, "m", &m); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

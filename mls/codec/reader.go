@@ -139,6 +139,14 @@ func (r *Reader) Opaque(field string) []byte {
 	return append(make([]byte, 0, len(b)), b...)
 }
 
+// OpaqueString reads opaque<V> and returns its content as a string: it is
+// string(Opaque(field)) with one copy instead of two. It returns "" on
+// failure; tell that from an empty value with Err.
+func (r *Reader) OpaqueString(field string) string {
+	n := r.Varint(field)
+	return string(r.take(field, int(n)))
+}
+
 // Vector reads a vector<V>: the varint length, then repeatedly calls elem on
 // a sub-reader limited to that many bytes until it is consumed. An element
 // that reads past the vector's end fails with ErrTruncated.
@@ -149,18 +157,19 @@ func (r *Reader) Vector(field string, elem func(r *Reader)) {
 	if b == nil {
 		return
 	}
-	sub := &Reader{buf: b, base: r.base + start}
-	for sub.err == nil && sub.off < len(sub.buf) {
-		before := sub.off
-		elem(sub)
-		if sub.err == nil && sub.off == before {
+	// r itself serves as the sub-reader, limited to the vector's bytes
+	// (its error is sticky across both), and is restored afterwards.
+	buf, off, base := r.buf, r.off, r.base
+	r.buf, r.off, r.base = b, 0, base+start
+	for r.err == nil && r.off < len(r.buf) {
+		before := r.off
+		elem(r)
+		if r.err == nil && r.off == before {
 			// An element that consumes nothing would loop forever.
-			sub.Fail(field, ErrInvalidValue)
+			r.Fail(field, ErrInvalidValue)
 		}
 	}
-	if sub.err != nil {
-		r.err = sub.err
-	}
+	r.buf, r.off, r.base = buf, off, base
 }
 
 // Optional reads optional<T>'s presence octet and, if present, calls body.

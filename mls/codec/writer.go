@@ -1,6 +1,9 @@
 package codec
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Writer accumulates an encoding. Its only failure mode is a vector longer
 // than MaxVarint; that error is sticky and reported by Err and Bytes.
@@ -78,6 +81,13 @@ func (w *Writer) Opaque(b []byte) {
 	w.buf = append(w.buf, b...)
 }
 
+// OpaqueString writes opaque<V> holding the bytes of s; it is Opaque([]byte(s))
+// without the conversion.
+func (w *Writer) OpaqueString(s string) {
+	w.Varint(uint64(len(s)))
+	w.buf = append(w.buf, s...)
+}
+
 // Vector writes a vector<V> whose elements body writes: the encoded length
 // of everything body writes, then those bytes.
 func (w *Writer) Vector(body func(w *Writer)) {
@@ -90,9 +100,10 @@ func (w *Writer) Vector(body func(w *Writer)) {
 		return
 	}
 	// Shift the body right to make room for the length prefix.
-	w.buf = append(w.buf, make([]byte, l)...)
+	var prefix [4]byte
+	hdr, _ := AppendVarint(prefix[:0], uint64(n))
+	w.buf = append(w.buf, hdr...)
 	copy(w.buf[start+l:], w.buf[start:start+n])
-	hdr, _ := AppendVarint(nil, uint64(n))
 	copy(w.buf[start:], hdr)
 }
 
@@ -111,11 +122,56 @@ type Marshaler interface {
 	MarshalMLS(w *Writer)
 }
 
-// Marshal encodes m.
+// writerPool holds Writers whose buffers Marshal and AppendMarshal reuse,
+// so that an encoding grows into a warm buffer instead of reallocating
+// from empty on every call.
+var writerPool = sync.Pool{New: func() any { return new(Writer) }}
+
+// maxPooledBuffer bounds the buffers kept in writerPool: a rare huge
+// encoding does not stay pinned in memory.
+const maxPooledBuffer = 256 << 10
+
+func getWriter() *Writer { return writerPool.Get().(*Writer) }
+
+func putWriter(w *Writer) {
+	if cap(w.buf) > maxPooledBuffer {
+		w.buf = nil
+	}
+	w.buf, w.err = w.buf[:0], nil
+	writerPool.Put(w)
+}
+
+// Marshal encodes m. The result is a new slice (nil for an empty
+// encoding) owned by the caller.
 func Marshal(m Marshaler) ([]byte, error) {
-	w := NewWriter()
+	w := getWriter()
+	defer putWriter(w)
 	m.MarshalMLS(w)
-	return w.Bytes()
+	if w.err != nil {
+		return nil, w.err
+	}
+	if len(w.buf) == 0 {
+		return nil, nil
+	}
+	return append([]byte(nil), w.buf...), nil
+}
+
+// AppendMarshal appends the encoding of m to dst and returns the extended
+// slice, like the append built-in: when dst has room the encoding lands in
+// place without allocating. On failure it returns dst and the error; the
+// bytes of dst's array past len(dst) may then have been overwritten.
+func AppendMarshal(dst []byte, m Marshaler) ([]byte, error) {
+	w := getWriter()
+	own := w.buf
+	w.buf = dst
+	m.MarshalMLS(w)
+	out, err := w.buf, w.err
+	w.buf = own
+	putWriter(w)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
 }
 
 // MustMarshal encodes m, panicking if the encoding fails. Use it only for
