@@ -14,12 +14,13 @@ import (
 // ServerConfig.RateLimit is the zero value. A hostile or broken peer
 // provider (authenticated per draft-ralston-mimi-protocol-02, Section 4.1)
 // is held to a sustained DefaultRatePerSecond requests per second with
-// bursts of DefaultRateBurst. The values sit above what one provider
-// currently sustains from one peer (about 600 /submitMessage per second,
-// docs/benchmarks.md), so that only a flood is refused.
+// bursts of DefaultRateBurst. The values sit well above what one provider
+// sustains from one peer on a two-core machine (about 2,000
+// /submitMessage per second, docs/benchmarks.md), so that only a flood
+// is refused; deployments size them to their hardware.
 const (
-	DefaultRatePerSecond float64 = 1000
-	DefaultRateBurst     int     = 2000
+	DefaultRatePerSecond float64 = 5000
+	DefaultRateBurst     int     = 5000
 )
 
 // maxTrackedPeers bounds the number of per-peer buckets kept; past it, the

@@ -99,6 +99,10 @@ type Config struct {
 	// Fanout tunes delivery to follower providers; the zero value takes
 	// package fanout's defaults.
 	Fanout FanoutConfig `json:"fanout"`
+	// PeerRateLimit is the per-peer request rate limit of the federation
+	// endpoints: past it a peer gets 429 with Retry-After (RFC 6585,
+	// Section 4). The zero value takes package transport's defaults.
+	PeerRateLimit RateLimitConfig `json:"peer_rate_limit"`
 	// NotifyRetention is how long this provider, as a follower, remembers
 	// each FanoutMessage it took, to acknowledge and ignore a hub's
 	// re-send (Section 5.5); default DefaultNotifyRetention. It must far
@@ -167,6 +171,18 @@ type TLSFiles struct {
 	CAFiles []string `json:"ca_files,omitempty"`
 	// SystemRoots adds the system's trust anchors to CAFiles.
 	SystemRoots bool `json:"system_roots,omitempty"`
+}
+
+// RateLimitConfig is a per-peer token bucket (package transport's
+// RateLimit): PerSecond requests per second sustained, bursts of Burst.
+// Zero fields take transport.DefaultRatePerSecond and DefaultRateBurst.
+type RateLimitConfig struct {
+	// Disabled turns the limit off.
+	Disabled bool `json:"disabled,omitempty"`
+	// PerSecond is the sustained rate in requests per second.
+	PerSecond float64 `json:"per_second,omitempty"`
+	// Burst is the bucket size.
+	Burst int `json:"burst,omitempty"`
 }
 
 // FanoutConfig tunes the hub's delivery of its rooms' messages to follower
@@ -321,6 +337,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes < 0 {
 		return bad("negative body size limit")
+	}
+	if c.PeerRateLimit.PerSecond < 0 || c.PeerRateLimit.Burst < 0 {
+		return bad("peer_rate_limit: negative rate or burst")
 	}
 	if f := &c.Fanout; f.MaxConcurrent < 0 || f.MaxBatchMessages < 0 || f.MaxBatchBytes < 0 ||
 		f.BackoffBase < 0 || f.BackoffCap < 0 || f.MaxRetryAfter < 0 || f.ScanInterval < 0 || f.SendTimeout < 0 || f.AckTimeout < 0 {

@@ -299,6 +299,8 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Domains:      []transport.Domain{{Name: cfg.Domain, Certificate: pki.fedCert, BaseURL: cfg.BaseURL}},
 		ClientCAs:    pki.peers,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		RateLimit: transport.RateLimit{Disabled: cfg.PeerRateLimit.Disabled,
+			PerSecond: cfg.PeerRateLimit.PerSecond, Burst: cfg.PeerRateLimit.Burst},
 		OnRefuse: func(r *http.Request, status int, reason error) {
 			d.log.Debug("federation request refused", "status", status, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
 		},

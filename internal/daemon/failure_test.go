@@ -249,6 +249,8 @@ func TestConfigErrors(t *testing.T) {
 			c.Admin.Listen = "127.0.0.1:0"
 		}},
 		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }},
+		{"negative peer rate", func(c *Config) { c.PeerRateLimit.PerSecond = -1 }},
+		{"negative peer burst", func(c *Config) { c.PeerRateLimit.Burst = -1 }},
 		{"negative notify retention", func(c *Config) { c.NotifyRetention = Duration(-time.Hour) }},
 		{"negative fanout timeout", func(c *Config) { c.Fanout.SendTimeout = Duration(-time.Second) }},
 		{"negative fanout batch", func(c *Config) { c.Fanout.MaxBatchMessages = -1 }},
