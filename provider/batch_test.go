@@ -809,6 +809,37 @@ func TestSubmitResubmission(t *testing.T) {
 		t.Fatalf("messages per command %v: the last command should carry the twin once and the other message", counts)
 	}
 
+	// A resend batched with a new message: under load the hub does not
+	// look messages up before the state machine, which refuses the batch
+	// as a duplicate; decided one by one, the resend gets the first
+	// acceptance and the new message is accepted once.
+	held, release = g.holdFirstMessage()
+	hold2 := w.fromPeer("hold 2", "b.example", providertest.Message(t, w.bobG, "hold 2"))
+	waitHold = submitAsync(w, hold2)
+	<-held
+	resend := w.fromPeer("resend", "b.example", req)
+	fresh := w.fromPeer("fresh", "b.example", providertest.Message(t, w.bobG, "fresh"))
+	wait = queueInOrder(t, w, 0, resend, fresh)
+	close(release)
+	waitHold()
+	wait()
+	for _, s := range []*submission{hold2, resend, fresh} {
+		if !accepted(s) {
+			t.Fatalf("%s: %v %+v", s.name, s.err, s.resp)
+		}
+	}
+	if resend.resp.AcceptedTimestamp != first.AcceptedTimestamp {
+		t.Fatalf("resend answered %d, want the first acceptance %d", resend.resp.AcceptedTimestamp, first.AcceptedTimestamp)
+	}
+	if msgs, _ := roomMessages(t, w.a.M); len(msgs) != 6 {
+		t.Fatalf("%d messages in the log, want 6 (+ hold 2, fresh)", len(msgs))
+	}
+	// The batch of two was refused and "fresh" went alone; the resend
+	// was answered from the lookup, without a command.
+	if counts := g.messageCounts(); len(counts) < 2 || counts[len(counts)-2] != 2 || counts[len(counts)-1] != 1 {
+		t.Fatalf("messages per command %v: want the refused pair, then fresh alone", counts)
+	}
+
 	// A commit forgets the epoch's messages; the old bytes are now too old.
 	pc, up := providertest.Commit(t, w.aliceG, nil)
 	if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, up); err != nil || resp.Code != mimi.UpdateSuccess {

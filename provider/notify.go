@@ -294,6 +294,11 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 	fr := p.followerRoom(room)
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
+	// The first attempt assumes every message is new (the usual case):
+	// the state machine's NotifyNotSeen conditions decide. Only after it
+	// found a duplicate (a hub's re-send) is each message looked up first,
+	// so that the new ones are taken and the others acknowledged.
+	lookUp := false
 	for attempt := 0; attempt < p.attempts; attempt++ {
 		if err := p.catchUp(fr, room); err != nil {
 			return err
@@ -323,10 +328,12 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 			if taken[string(h)] {
 				continue // repeated inside the body
 			}
-			if seen, err := p.m.NotifySeen(peer, h); err != nil {
-				return fmt.Errorf("%w: %w", ErrUnavailable, err)
-			} else if seen {
-				continue
+			if lookUp {
+				if seen, err := p.m.NotifySeen(peer, h); err != nil {
+					return fmt.Errorf("%w: %w", ErrUnavailable, err)
+				} else if seen {
+					continue
+				}
 			}
 			taken[string(h)] = true
 			conds = append(conds, projections.NotifyNotSeen(peer, h))
@@ -389,8 +396,11 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 			return nil
 		case errors.Is(res.Err, projections.ErrDuplicateNotify), errors.Is(res.Err, projections.ErrGroupBound),
 			errors.Is(res.Err, projections.ErrRoomSeqMismatch), errors.Is(res.Err, projections.ErrUnknownClient):
-			// Another node took part of it, or the state moved: decide
-			// again on current state.
+			// A re-send, another node took part of it, or the state
+			// moved: decide again on current state.
+			if errors.Is(res.Err, projections.ErrDuplicateNotify) {
+				lookUp = true
+			}
 			if err := p.barrier(ctx); err != nil {
 				return err
 			}

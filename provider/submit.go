@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 
@@ -341,6 +342,11 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 	var dests []string
 	var locals []string
 	first := map[[sha256.Size]byte]*submitItem{}
+	// A message accepted before is answered without a Raft command; under
+	// load (batches of several) that lookup is left to the state machine,
+	// whose ErrDuplicateMessage sends the batch back one by one, and a
+	// single message is looked up here first.
+	lookUp := len(items) == 1
 	for _, it := range items {
 		pm := it.req.AppMessage.PrivateMessage
 		if rec.Closed || pm.ContentType != wire.ContentApplication {
@@ -354,9 +360,11 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 			f.twins = append(f.twins, it)
 			continue
 		}
-		if resp, err := p.acceptedBefore(room, pm.Epoch, h[:]); err != nil || resp != nil {
-			it.answer(resp, err)
-			continue
+		if lookUp {
+			if resp, err := p.acceptedBefore(room, pm.Epoch, h[:]); err != nil || resp != nil {
+				it.answer(resp, err)
+				continue
+			}
 		}
 		first[h] = it
 		if v == nil {
@@ -442,7 +450,11 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 	case len(batch) > 1:
 		// Something about one message: decide each alone, so that it
 		// fails alone.
-		p.log.Warn("a batch of application messages was refused; deciding them one by one", "room", room, "messages", len(batch), "err", res.Err)
+		level := slog.LevelWarn
+		if errors.Is(res.Err, projections.ErrDuplicateMessage) {
+			level = slog.LevelDebug // a resend, expected now and then
+		}
+		p.log.Log(context.Background(), level, "a batch of application messages was refused; deciding them one by one", "room", room, "messages", len(batch), "err", res.Err)
 		for _, it := range batch {
 			p.submitBatch(hr, room, []*submitItem{it})
 		}
