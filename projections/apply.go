@@ -56,6 +56,9 @@ type tx struct {
 	// for Machine.cursors once committed.
 	cursorWrites map[string]*Cursor
 	enc          *encoder // encodes the records this tx writes
+	// clientsChanged: the tx wrote a client record (Machine.clients must
+	// be invalidated once it is committed).
+	clientsChanged bool
 }
 
 // stateCache holds committed values across Applies: values read from the
@@ -464,6 +467,7 @@ func (t *tx) clientRegistered(ev *eventlog.Event, b *eventlog.ClientRegistered) 
 		c = Client{Client: b.Client, User: b.User, RegisteredAt: ev.Timestamp}
 	}
 	c.SignatureKey, c.Credential, c.Seq = b.SignatureKey, b.Credential, ev.Seq
+	t.clientsChanged = true
 	if err := t.put(clientKey(b.Client), &c); err != nil {
 		return err
 	}
@@ -479,6 +483,7 @@ func (t *tx) clientRemoved(b *eventlog.ClientRemoved) error {
 	if !found {
 		return fmt.Errorf("%w: %q", ErrUnknownClient, b.Client)
 	}
+	t.clientsChanged = true
 	if err := t.del(clientKey(b.Client)); err != nil {
 		return err
 	}

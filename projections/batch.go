@@ -166,6 +166,9 @@ func (m *Machine) stage(b *pebble.Batch, data []byte, cursors map[string]*Cursor
 	}
 	t.publish()
 	t.takeCursors(cursors)
+	if t.clientsChanged {
+		m.clientsDirty = true
+	}
 	return res, nil
 }
 
@@ -206,6 +209,10 @@ func (r *batchRun) commit() error {
 	r.m.applied.Store(r.applied)
 	r.m.cursors.merge(r.cursors)
 	clear(r.cursors)
+	if r.m.clientsDirty {
+		r.m.clients.invalidate()
+		r.m.clientsDirty = false
+	}
 	r.committed = r.applied
 	r.staged = r.staged[:0]
 	r.b.Close()
@@ -237,6 +244,8 @@ func (r *batchRun) fail(k int, entries []Entry, err error, sp savepoint) {
 func (r *batchRun) abandon(k int, entries []Entry, err error) {
 	r.m.cache = nil
 	r.m.cursors.invalidate()
+	r.m.clients.invalidate()
+	r.m.clientsDirty = false
 	clear(r.cursors)
 	for _, i := range r.staged {
 		r.out[i] = Result{Err: err}

@@ -61,6 +61,11 @@ type Machine struct {
 	// cursors mirrors the committed fanout and inbox cursors for the
 	// read APIs.
 	cursors cursorTable
+	// clients caches client records for Client; clientsDirty (guarded
+	// by applyMu) says a staged command wrote one, so the next commit
+	// must invalidate it.
+	clients      clientCache
+	clientsDirty bool
 }
 
 // Result is the outcome of Apply.
@@ -138,6 +143,7 @@ func OpenWithOptions(dir string, o Options) (*Machine, error) {
 // resetCache (re)creates the cross-Apply cache from the DB.
 func (m *Machine) resetCache() error {
 	m.cache = nil
+	m.clients.invalidate()
 	if err := m.cursors.load(m.db); err != nil {
 		return err
 	}
@@ -282,10 +288,14 @@ func (m *Machine) execute(raftIndex uint64, data []byte) (Result, error) {
 		// be trusted (and the node must stop anyway).
 		m.cache = nil
 		m.cursors.invalidate()
+		m.clients.invalidate()
 		return Result{}, storageErr("commit", err)
 	}
 	t.publish()
 	m.cursors.merge(t.cursorWrites)
+	if t.clientsChanged {
+		m.clients.invalidate()
+	}
 	return res, nil
 }
 

@@ -178,7 +178,32 @@ func (m *Machine) lookup(k []byte, field string, rec record) (bool, error) {
 // Client returns a registered client, or ErrUnknownClient.
 func (m *Machine) Client(uri string) (*Client, error) {
 	var c Client
-	found, err := m.lookup(clientKey(uri), "client", &c)
+	k := clientKey(uri)
+	v, gen, cached := m.clients.get(k)
+	if cached {
+		if err := decode(v, "client", &c); err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
+	var found bool
+	err := m.view(func(r pebble.Reader) error {
+		raw, closer, err := r.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return storageErr("get client", err)
+		}
+		v := append([]byte(nil), raw...)
+		closer.Close()
+		if err := decode(v, "client", &c); err != nil {
+			return err
+		}
+		found = true
+		m.clients.put(k, v, gen)
+		return nil
+	})
 	if err == nil && !found {
 		err = fmt.Errorf("%w: %q", ErrUnknownClient, uri)
 	}
