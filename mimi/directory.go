@@ -62,8 +62,35 @@ func PathID(u URI) string { return strings.TrimPrefix(u.String(), "mimi://") }
 func ParsePathID(s string, k URIKind) (URI, error) { return ParseURIKind("mimi://"+s, k) }
 
 // Expand fills a template's placeholder with the path form of u.
+// Each placeholder is replaced once, left to right, so an identifier that
+// itself contains a placeholder is not expanded again.
 func Expand(template string, u URI) string {
-	id := PathID(u)
-	r := strings.NewReplacer("{targetUser}", id, "{roomId}", id)
-	return r.Replace(template)
+	return expand(template, PathID(u))
+}
+
+func expand(template, id string) string {
+	i := strings.IndexByte(template, '{')
+	if i < 0 {
+		return template
+	}
+	var b strings.Builder
+	b.Grow(len(template) + len(id))
+	for i >= 0 {
+		b.WriteString(template[:i])
+		template = template[i:]
+		switch {
+		case strings.HasPrefix(template, "{targetUser}"):
+			b.WriteString(id)
+			template = template[len("{targetUser}"):]
+		case strings.HasPrefix(template, "{roomId}"):
+			b.WriteString(id)
+			template = template[len("{roomId}"):]
+		default:
+			b.WriteByte('{')
+			template = template[1:]
+		}
+		i = strings.IndexByte(template, '{')
+	}
+	b.WriteString(template)
+	return b.String()
 }
