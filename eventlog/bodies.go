@@ -515,6 +515,32 @@ func (b *KeyPackagesExpired) UnmarshalMLS(r *codec.Reader) {
 	b.Limit = r.U32("key_packages_expired.limit")
 }
 
+// HubKeyDeclared records, once per provider, the signature key this
+// provider signs with as a hub: its external_senders entry in the rooms it
+// hosts (RFC 9420, Section 12.1.8.1) and the key of its GroupInfoResponses
+// (draft-ralston-mimi-protocol-02, Section 5.6). Every node of a hub
+// cluster must hold this key; a node holding another one would sign what
+// clients reject.
+type HubKeyDeclared struct {
+	CipherSuite  uint16
+	SignatureKey []byte // SignaturePublicKey
+}
+
+// EventType implements Body.
+func (*HubKeyDeclared) EventType() Type { return TypeHubKeyDeclared }
+
+// MarshalMLS implements codec.Marshaler.
+func (b *HubKeyDeclared) MarshalMLS(w *codec.Writer) {
+	w.U16(b.CipherSuite)
+	w.Opaque(b.SignatureKey)
+}
+
+// UnmarshalMLS implements codec.Unmarshaler.
+func (b *HubKeyDeclared) UnmarshalMLS(r *codec.Reader) {
+	b.CipherSuite = r.U16("hub_key_declared.cipher_suite")
+	b.SignatureKey = r.Opaque("hub_key_declared.signature_key")
+}
+
 // FanoutEnqueued queues one part of an earlier event for delivery to each
 // destination provider (draft-ralston-mimi-protocol-02, Section 5.5). The
 // source event is the one Back positions before this event in the global

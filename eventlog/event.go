@@ -37,6 +37,7 @@ const (
 	TypeGroupBound                 Type = 17 // Section 5.5: follower bound a room to its MLS group
 	TypeNotifyDedupPruned          Type = 18 // Section 5.5: follower forgot old notify dedup entries
 	TypeKeyPackagesExpired         Type = 19 // Section 5.2: unclaimed KeyPackages past not_after withdrawn
+	TypeHubKeyDeclared             Type = 20 // Section 5.6: the hub's signature key, once
 )
 
 var typeNames = map[Type]string{
@@ -59,6 +60,7 @@ var typeNames = map[Type]string{
 	TypeGroupBound:                 "GroupBound",
 	TypeNotifyDedupPruned:          "NotifyDedupPruned",
 	TypeKeyPackagesExpired:         "KeyPackagesExpired",
+	TypeHubKeyDeclared:             "HubKeyDeclared",
 }
 
 // String returns the type's name.
@@ -72,7 +74,7 @@ func (t Type) String() string {
 // Types lists every defined event type in ascending order.
 func Types() []Type {
 	out := make([]Type, 0, len(typeNames))
-	for t := TypeClientRegistered; t <= TypeKeyPackagesExpired; t++ {
+	for t := TypeClientRegistered; t <= TypeHubKeyDeclared; t++ {
 		out = append(out, t)
 	}
 	return out
@@ -119,6 +121,8 @@ func NewBody(t Type) Body {
 		return &NotifyDedupPruned{}
 	case TypeKeyPackagesExpired:
 		return &KeyPackagesExpired{}
+	case TypeHubKeyDeclared:
+		return &HubKeyDeclared{}
 	}
 	return nil
 }

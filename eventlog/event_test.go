@@ -41,6 +41,7 @@ func samples() []eventlog.Event {
 		eventlog.New("room1", 17, &eventlog.GroupBound{Hub: "a.example", GroupID: b("group")}),
 		eventlog.New("", 18, &eventlog.NotifyDedupPruned{OlderThan: 1_800_000_000_000, Limit: 1000}),
 		eventlog.New("", 19, &eventlog.KeyPackagesExpired{Now: 1_800_000_000_000, Limit: 1000}),
+		eventlog.New("", 20, &eventlog.HubKeyDeclared{CipherSuite: 1, SignatureKey: bytes.Repeat([]byte{7}, 32)}),
 	}
 }
 

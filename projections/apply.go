@@ -429,6 +429,8 @@ func (t *tx) applyEvent(ev *eventlog.Event) error {
 		return t.pruneNotifyDedup(b)
 	case *eventlog.KeyPackagesExpired:
 		return t.keyPackagesExpired(b)
+	case *eventlog.HubKeyDeclared:
+		return t.hubKeyDeclared(b)
 	case *eventlog.FanoutEnqueued:
 		return t.enqueue(ev, b.Destinations, b.Back, b.Part, 0, false)
 	case *eventlog.FanoutDelivered:
@@ -990,6 +992,23 @@ func (t *tx) notifyAccepted(ev *eventlog.Event, b *eventlog.NotifyAccepted) erro
 		return err
 	}
 	return t.put(k, &notifyRecord{Seq: ev.Seq, Room: ev.Room})
+}
+
+// hubKeyDeclared records the provider's hub signature key, once
+// (RFC 9420, Section 12.1.8.1; draft-ralston-mimi-protocol-02, Section
+// 5.6).
+func (t *tx) hubKeyDeclared(b *eventlog.HubKeyDeclared) error {
+	if b.CipherSuite == 0 || len(b.SignatureKey) == 0 || len(b.SignatureKey) > MaxIDLen {
+		return invalid("hub key of suite %d, %d bytes", b.CipherSuite, len(b.SignatureKey))
+	}
+	if v, found, err := t.get(keyHubKey); err != nil || found {
+		if err != nil {
+			return err
+		}
+		same := len(v) >= 2 && binary.BigEndian.Uint16(v) == b.CipherSuite && bytes.Equal(v[2:], b.SignatureKey)
+		return fmt.Errorf("%w (the same key: %v)", ErrHubKeyDeclared, same)
+	}
+	return t.set(keyHubKey, append(be16(nil, b.CipherSuite), b.SignatureKey...))
 }
 
 // maxPruneLimit bounds the work of one NotifyDedupPruned event.

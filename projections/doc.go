@@ -89,6 +89,8 @@
 //	                                        (GroupBound), both ways
 //	p/fcur/c(dest)  p/fq/c(dest)be64(n)     fanout cursor and queue
 //	p/icur/c(client) p/iq/c(client)be64(n)  inbox cursor and queue
+//	p/hubkey                                be16(suite) + the hub's
+//	                                        signature key (HubKeyDeclared)
 //
 // # Invariants
 //

@@ -71,6 +71,10 @@ var (
 	// Section 5.5; see eventlog.GroupBound).
 	ErrGroupBound = errors.New("projections: room and group already bound")
 
+	// ErrHubKeyDeclared: this provider's hub signature key was declared
+	// already (see eventlog.HubKeyDeclared); it is declared once.
+	ErrHubKeyDeclared = errors.New("projections: hub key already declared")
+
 	// ErrStaleAck: an acknowledgement does not advance the cursor.
 	ErrStaleAck = errors.New("projections: acknowledgement does not advance the cursor")
 	// ErrAckBeyondQueue: an acknowledgement covers entries never queued.

@@ -12,26 +12,27 @@ var (
 	prefixProjections = []byte("p/")
 	keyApplied        = []byte("m/applied")
 
-	pRoom       = []byte("p/room/") // + c(room)
-	pGroup      = []byte("p/grp/")  // + c(room)
-	pProposal   = []byte("p/prop/") // + c(room) + be32(i)
-	pPropRef    = []byte("p/pref/") // + c(room) + c(ref): cached proposal by ProposalRef
-	pMember     = []byte("p/memb/") // + c(client) + c(room)
-	pClient     = []byte("p/cli/")  // + c(client)
-	pUserClient = []byte("p/ucl/")  // + c(user) + c(client)
-	pKeyPackage = []byte("p/kp/")   // + c(ref)
-	pAvailable  = []byte("p/kpa/")  // + c(client) + be16(suite) + be64(notAfter) + be64(uploadSeq) + be32(i)
-	pExpiry     = []byte("p/kpx/")  // + be64(notAfter) + c(ref): unclaimed KeyPackages by expiry
-	pHubRoute   = []byte("p/hrt/")  // + c(ref)
-	pNotify     = []byte("p/ntf/")  // + c(hub) + c(hash)
-	pNotifyAge  = []byte("p/ntfq/") // + be64(seq) + c(hub) + c(hash): dedup entries in acceptance order
-	pMessage    = []byte("p/amsg/") // + c(room) + be64(epoch) + c(hash)
-	pGroupRoom  = []byte("p/fgrp/") // + c(hub) + c(group ID): followed room of a group
-	pRoomGroup  = []byte("p/frg/")  // + c(room): group of a followed room
-	pFanCursor  = []byte("p/fcur/") // + c(dest)
-	pFanQueue   = []byte("p/fq/")   // + c(dest) + be64(n)
-	pInCursor   = []byte("p/icur/") // + c(client)
-	pInQueue    = []byte("p/iq/")   // + c(client) + be64(n)
+	pRoom       = []byte("p/room/")  // + c(room)
+	pGroup      = []byte("p/grp/")   // + c(room)
+	pProposal   = []byte("p/prop/")  // + c(room) + be32(i)
+	pPropRef    = []byte("p/pref/")  // + c(room) + c(ref): cached proposal by ProposalRef
+	pMember     = []byte("p/memb/")  // + c(client) + c(room)
+	pClient     = []byte("p/cli/")   // + c(client)
+	pUserClient = []byte("p/ucl/")   // + c(user) + c(client)
+	pKeyPackage = []byte("p/kp/")    // + c(ref)
+	pAvailable  = []byte("p/kpa/")   // + c(client) + be16(suite) + be64(notAfter) + be64(uploadSeq) + be32(i)
+	pExpiry     = []byte("p/kpx/")   // + be64(notAfter) + c(ref): unclaimed KeyPackages by expiry
+	pHubRoute   = []byte("p/hrt/")   // + c(ref)
+	pNotify     = []byte("p/ntf/")   // + c(hub) + c(hash)
+	pNotifyAge  = []byte("p/ntfq/")  // + be64(seq) + c(hub) + c(hash): dedup entries in acceptance order
+	pMessage    = []byte("p/amsg/")  // + c(room) + be64(epoch) + c(hash)
+	pGroupRoom  = []byte("p/fgrp/")  // + c(hub) + c(group ID): followed room of a group
+	pRoomGroup  = []byte("p/frg/")   // + c(room): group of a followed room
+	pFanCursor  = []byte("p/fcur/")  // + c(dest)
+	pFanQueue   = []byte("p/fq/")    // + c(dest) + be64(n)
+	pInCursor   = []byte("p/icur/")  // + c(client)
+	pInQueue    = []byte("p/iq/")    // + c(client) + be64(n)
+	keyHubKey   = []byte("p/hubkey") // be16(suite) + SignaturePublicKey, once declared
 )
 
 func key(prefix []byte, comps ...string) []byte {

@@ -786,3 +786,32 @@ func TestDuplicateProposal(t *testing.T) {
 	}
 	replayCheck(t, h)
 }
+
+// The hub key is declared once: a second declaration, of the same key or
+// another, is refused and changes nothing (RFC 9420, Section 12.1.8.1).
+func TestHubKeyDeclared(t *testing.T) {
+	h := newHarness(t)
+	if _, _, found, err := h.m.HubKey(); err != nil || found {
+		t.Fatalf("before: found %v, %v", found, err)
+	}
+	for _, bad := range []*eventlog.HubKeyDeclared{{CipherSuite: 0, SignatureKey: []byte("k")}, {CipherSuite: 1}} {
+		if r := h.apply(nil, ev("", 1, bad)); !errors.Is(r.Err, projections.ErrInvalidEvent) {
+			t.Fatalf("%+v: %v", bad, r.Err)
+		}
+	}
+	h.ok(nil, ev("", 1, &eventlog.HubKeyDeclared{CipherSuite: 1, SignatureKey: []byte("key-1")}))
+	before := stateHash(t, h.m)
+	for _, again := range []*eventlog.HubKeyDeclared{{CipherSuite: 1, SignatureKey: []byte("key-1")}, {CipherSuite: 1, SignatureKey: []byte("key-2")}} {
+		if r := h.apply(nil, ev("", 2, again)); !errors.Is(r.Err, projections.ErrHubKeyDeclared) {
+			t.Fatalf("second declaration %q: %v", again.SignatureKey, r.Err)
+		}
+	}
+	if !bytes.Equal(stateHash(t, h.m), before) {
+		t.Fatal("a refused declaration changed the state")
+	}
+	suite, key, found, err := h.m.HubKey()
+	if err != nil || !found || suite != 1 || string(key) != "key-1" {
+		t.Fatalf("HubKey: %d %q %v %v", suite, key, found, err)
+	}
+	replayCheck(t, h)
+}

@@ -310,6 +310,28 @@ func (m *Machine) GroupRoom(hub string, gid []byte) (string, error) {
 	return rec.Room, err
 }
 
+// HubKey returns the hub signature key declared in the log (cipher suite
+// and SignaturePublicKey; see eventlog.HubKeyDeclared), and false if none
+// was declared yet.
+func (m *Machine) HubKey() (suite uint16, key []byte, found bool, err error) {
+	err = m.view(func(r pebble.Reader) error {
+		v, closer, err := r.Get(keyHubKey)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return storageErr("get hub key", err)
+		}
+		defer closer.Close()
+		if len(v) < 3 {
+			return fmt.Errorf("%w: hub key record of %d bytes", ErrCorruptState, len(v))
+		}
+		suite, key, found = binary.BigEndian.Uint16(v), append([]byte(nil), v[2:]...), true
+		return nil
+	})
+	return suite, key, found, err
+}
+
 // OldestNotifyDedup returns the acceptance timestamp of the oldest entry
 // of the notify dedup set (draft-ralston-mimi-protocol-02, Section 5.5),
 // and false if the set is empty; see eventlog.NotifyDedupPruned.

@@ -107,13 +107,18 @@ type Daemon struct {
 	info Info
 
 	machine *projections.Machine
-	sm      *stateMachine
-	node    *raftnode.Node[projections.Result]
-	repl    *replicator
-	prov    *provider.Provider
-	tclient *transport.Client
-	engine  *fanout.Engine
-	metrics *metrics
+	hubKey  *hubKey
+	// hubKeyCheck is the outcome of comparing hubKey with the key
+	// declared in the replicated log (checkHubKey): nil until checked,
+	// then "" if equal or the reason the node is unready.
+	hubKeyCheck atomic.Pointer[string]
+	sm          *stateMachine
+	node        *raftnode.Node[projections.Result]
+	repl        *replicator
+	prov        *provider.Provider
+	tclient     *transport.Client
+	engine      *fanout.Engine
+	metrics     *metrics
 
 	fedSrv     *http.Server
 	fedCancel  context.CancelFunc
@@ -217,6 +222,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.hubKey = hk
 	d.info.HubKeyFile, d.info.HubKeyCreated, d.info.HubCipherSuite = cfg.HubKeyFile, created, uint16(hk.suite)
 	if created {
 		d.log.Info("generated the hub signing key", "file", cfg.HubKeyFile, "cipher_suite", uint16(hk.suite))
@@ -413,6 +419,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		defer close(d.fanoutDone)
 		var pruner sync.WaitGroup
 		pruner.Go(func() { d.runHousekeeping(fctx) })
+		pruner.Go(func() { d.checkHubKey(fctx) })
 		defer pruner.Wait()
 		if err := d.engine.Run(fctx); err != nil {
 			d.fail(fmt.Errorf("daemon: fanout: %w", err))
@@ -683,9 +690,24 @@ func (d *Daemon) watchLeadership() {
 func (d *Daemon) raftStatus() raftnode.Status { return d.node.Status() }
 
 // Ready reports whether the node can serve: not shutting down, no storage
-// failure, a Raft leader known, and every committed Raft entry dispatched
-// to the state machine. reason explains a false answer.
+// failure, a Raft leader known, every committed Raft entry dispatched to
+// the state machine, and its hub key the one declared in the replicated
+// log (see checkHubKey). reason explains a false answer.
 func (d *Daemon) Ready() (ok bool, reason string) {
+	if ok, reason := d.replicaReady(); !ok {
+		return false, reason
+	}
+	switch r := d.hubKeyCheck.Load(); {
+	case r == nil:
+		return false, "hub key not checked against the replicated log yet"
+	case *r != "":
+		return false, *r
+	}
+	return true, "ready"
+}
+
+// replicaReady is Ready without the hub key check.
+func (d *Daemon) replicaReady() (ok bool, reason string) {
 	if d.closing.Load() {
 		return false, "shutting down"
 	}
