@@ -40,23 +40,14 @@ func (s *MachineStore) Pending(dest string, limit int) ([]projections.Delivery, 
 // FanoutMessage carries in its RatchetTreeOption
 // (draft-ralston-mimi-protocol-02, Section 5.5).
 func (s *MachineStore) Payload(d projections.Delivery) (Payload, error) {
-	msg, err := s.m.Payload(d)
+	r, err := s.m.Resolve(d)
 	if err != nil {
 		return Payload{}, err
 	}
-	p := Payload{Message: msg}
-	if d.Part == eventlog.PartWelcome {
-		ev, err := s.m.Event(d.SourceSeq)
-		if err != nil {
-			return Payload{}, err
-		}
-		ca, ok := ev.Body.(*eventlog.CommitAccepted)
-		if !ok {
-			return Payload{}, fmt.Errorf("%w: Welcome delivery refers to a %s event", ErrPermanent, ev.Type())
-		}
-		p.RatchetTree = ca.RatchetTree
+	if d.Part == eventlog.PartWelcome && r.RatchetTree == nil {
+		return Payload{}, fmt.Errorf("%w: Welcome delivery refers to a %s event", ErrPermanent, r.Source)
 	}
-	return p, nil
+	return Payload{Message: r.Message, RatchetTree: r.RatchetTree}, nil
 }
 
 // Applier replicates a projections command through Raft and returns its

@@ -815,3 +815,32 @@ func TestHubKeyDeclared(t *testing.T) {
 	}
 	replayCheck(t, h)
 }
+
+// Resolve names a delivery's source and bytes, and for a Welcome the tree
+// of the epoch its commit created (draft-ralston-mimi-protocol-02,
+// Section 5.5).
+func TestResolveWelcome(t *testing.T) {
+	h := newHarness(t)
+	h.ok(nil, ev("", 1, &eventlog.ClientRegistered{User: "u", Client: "c"}))
+	h.ok(nil, ev("room", 2, &eventlog.RoomCreated{Hub: "a.example", Creator: "u", GroupInfo: []byte("gi"), RatchetTree: []byte("tree0")}))
+	h.ok(nil,
+		ev("room", 3, &eventlog.CommitAccepted{Epoch: 1, Commit: []byte("commit"), Welcome: []byte("welcome"), GroupInfo: []byte("gi1"), RatchetTree: []byte("tree1")}),
+		ev("room", 3, &eventlog.FanoutEnqueued{Destinations: []string{"b.example"}, Back: 1, Part: eventlog.PartWelcome}),
+		ev("room", 3, &eventlog.ClientEnqueued{Clients: []string{"c"}, Back: 2, Part: eventlog.PartMessage}),
+	)
+	pend, err := h.m.FanoutPending("b.example", 0)
+	if err != nil || len(pend) != 1 {
+		t.Fatalf("pending: %v %v", pend, err)
+	}
+	r, err := h.m.Resolve(pend[0])
+	if err != nil || r.Source != eventlog.TypeCommitAccepted || string(r.Message) != "welcome" || string(r.RatchetTree) != "tree1" {
+		t.Fatalf("Welcome: %+v %v", r, err)
+	}
+	in, err := h.m.ClientInbox("c", 0, 0)
+	if err != nil || len(in) != 1 {
+		t.Fatalf("inbox: %v %v", in, err)
+	}
+	if r, err := h.m.Resolve(in[0]); err != nil || string(r.Message) != "commit" || r.RatchetTree != nil {
+		t.Fatalf("commit: %+v %v", r, err)
+	}
+}

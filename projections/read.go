@@ -543,11 +543,40 @@ func (m *Machine) RoomEvents(room string, from uint64, limit int) ([]eventlog.Ev
 // Payload returns the bytes a delivery refers to: the MLSMessage (or notify
 // body, or Welcome) of its source event.
 func (m *Machine) Payload(d Delivery) ([]byte, error) {
+	r, err := m.Resolve(d)
+	return r.Message, err
+}
+
+// Resolved is what a delivery refers to (draft-ralston-mimi-protocol-02,
+// Section 5.5).
+type Resolved struct {
+	// Source is the type of the source event.
+	Source eventlog.Type
+	// Message is the part's stored bytes: an encoded MLSMessage, or for a
+	// NotifyAccepted source the FanoutMessage the follower took.
+	Message []byte
+	// RatchetTree is, for a Welcome, the ratchet tree of the epoch its
+	// commit created (the CommitAccepted event's), which the Welcome's
+	// FanoutMessage carries in its RatchetTreeOption; nil otherwise.
+	RatchetTree []byte
+}
+
+// Resolve reads a delivery's source event once and returns what the
+// delivery refers to.
+func (m *Machine) Resolve(d Delivery) (Resolved, error) {
 	ev, err := m.Event(d.SourceSeq)
 	if err != nil {
-		return nil, err
+		return Resolved{}, err
 	}
-	return payload(&ev, d.Part)
+	msg, err := payload(&ev, d.Part)
+	if err != nil {
+		return Resolved{}, err
+	}
+	r := Resolved{Source: ev.Type(), Message: msg}
+	if ca, ok := ev.Body.(*eventlog.CommitAccepted); ok && d.Part == eventlog.PartWelcome {
+		r.RatchetTree = ca.RatchetTree
+	}
+	return r, nil
 }
 
 // LogHead returns the log's last sequence number and chain hash; equal

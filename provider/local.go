@@ -357,45 +357,33 @@ func (p *Provider) Ack(ctx context.Context, client string, upTo uint64) error {
 // timestamp, the MLSMessage, and for a Welcome the RatchetTreeOption with
 // the tree of the epoch the Welcome joins. A delivery of a NotifyAccepted
 // event selects the Index-th FanoutMessage of the stored /notify body.
-// The fanout worker uses it to build /notify bodies.
+// Which bytes a delivery refers to is projections.Machine.Resolve's
+// answer, shared with the fanout's /notify bodies (fanout.MachineStore).
 func ResolveDelivery(m *projections.Machine, d projections.Delivery) (*mimi.FanoutMessage, error) {
-	ev, err := m.Event(d.SourceSeq)
+	r, err := m.Resolve(d)
+	if errors.Is(err, projections.ErrInvalidEvent) {
+		return nil, fmt.Errorf("provider: delivery %d: %w", d.N, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: delivery %d: %w", ErrUnavailable, d.N, err)
 	}
-	fm := &mimi.FanoutMessage{Timestamp: d.Timestamp}
-	decode := func(b []byte) error {
-		return codec.Unmarshal(b, "MLSMessage", &fm.Message)
-	}
-	switch b := ev.Body.(type) {
-	case *eventlog.NotifyAccepted:
-		msgs, err := mimi.UnmarshalFanout(b.Body)
+	if r.Source == eventlog.TypeNotifyAccepted {
+		msgs, err := mimi.UnmarshalFanout(r.Message)
 		if err != nil || int(d.Index) >= len(msgs) {
 			return nil, fmt.Errorf("provider: delivery %d: stored notify body: %v", d.N, err)
 		}
 		return &msgs[d.Index], nil
-	case *eventlog.CommitAccepted:
-		if d.Part == eventlog.PartWelcome {
-			if err := decode(b.Welcome); err != nil {
-				return nil, fmt.Errorf("provider: delivery %d: stored Welcome: %w", d.N, err)
-			}
-			var rt wire.RatchetTree
-			if err := codec.Unmarshal(b.RatchetTree, "ratchet_tree", &rt); err != nil {
-				return nil, fmt.Errorf("provider: delivery %d: stored tree: %w", d.N, err)
-			}
-			fm.RatchetTreeOption = &mimi.RatchetTreeOption{Representation: mimi.RatchetTreeFull, Tree: rt}
-			return fm, nil
-		}
-		err = decode(b.Commit)
-	case *eventlog.ProposalAccepted:
-		err = decode(b.Message)
-	case *eventlog.ApplicationMessageAccepted:
-		err = decode(b.Message)
-	default:
-		return nil, fmt.Errorf("provider: delivery %d refers to a %s event", d.N, ev.Type())
 	}
-	if err != nil {
+	fm := &mimi.FanoutMessage{Timestamp: d.Timestamp}
+	if err := codec.Unmarshal(r.Message, "MLSMessage", &fm.Message); err != nil {
 		return nil, fmt.Errorf("provider: delivery %d: stored message: %w", d.N, err)
+	}
+	if d.Part == eventlog.PartWelcome {
+		var rt wire.RatchetTree
+		if err := codec.Unmarshal(r.RatchetTree, "ratchet_tree", &rt); err != nil {
+			return nil, fmt.Errorf("provider: delivery %d: stored tree: %w", d.N, err)
+		}
+		fm.RatchetTreeOption = &mimi.RatchetTreeOption{Representation: mimi.RatchetTreeFull, Tree: rt}
 	}
 	return fm, nil
 }
