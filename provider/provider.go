@@ -125,7 +125,17 @@ type Config struct {
 	// MaxAttempts bounds how often a command whose preconditions lost a
 	// race is re-validated and retried (default 16).
 	MaxAttempts int
+	// ApplyTimeout bounds how long one command waits for the replicated
+	// log (default DefaultApplyTimeout): without a Raft quorum a request
+	// then fails with ErrUnavailable (503 with Retry-After at the
+	// federation endpoints) instead of waiting for its caller to give up.
+	// The command may still be applied later; the duplicate checks make a
+	// retry safe.
+	ApplyTimeout time.Duration
 }
+
+// DefaultApplyTimeout is Config.ApplyTimeout's default.
+const DefaultApplyTimeout = 10 * time.Second
 
 // Provider is one MIMI provider (one domain): it implements the semantics
 // of every federation endpoint of draft-ralston-mimi-protocol-02,
@@ -146,6 +156,7 @@ type Provider struct {
 	consent  ConsentFunc
 	kickTo   func([]string)
 	attempts int
+	applyTTL time.Duration
 
 	hubRooms      sync.Map // room ID -> *hubRoom
 	followerRooms sync.Map // room ID -> *followerRoom
@@ -175,6 +186,10 @@ func New(cfg Config) (*Provider, error) {
 		consent:  cfg.Consent,
 		kickTo:   cfg.KickDestinations,
 		attempts: cfg.MaxAttempts,
+		applyTTL: cfg.ApplyTimeout,
+	}
+	if p.applyTTL <= 0 {
+		p.applyTTL = DefaultApplyTimeout
 	}
 	if p.clock == nil {
 		p.clock = time.Now
@@ -219,7 +234,9 @@ func (p *Provider) apply(ctx context.Context, cmd *projections.Command) (project
 	if err != nil {
 		return projections.Result{}, fmt.Errorf("provider: %w", err)
 	}
-	res, err := p.raft.Apply(ctx, b)
+	actx, cancel := context.WithTimeout(ctx, p.applyTTL)
+	res, err := p.raft.Apply(actx, b)
+	cancel()
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openmimi/mimi/provider"
 	"github.com/openmimi/mimi/provider/providertest"
 )
 
@@ -23,25 +25,34 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestClusterDev runs a.example as a three-node Raft cluster in dev mode
-// (cluster mTLS with the federation certificates and the shared dev CA):
-// one leader, every node ready, and a write on a follower forwarded to the
-// leader and applied everywhere with equal digests.
-func TestClusterDev(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+// devCluster is a.example as a three-node Raft cluster in dev mode:
+// cluster mTLS with the federation certificates and the shared dev CA,
+// one hub key file for all.
+type devCluster struct {
+	cfgs []Config
+	ds   []*Daemon
+}
+
+// startDevCluster starts the three nodes (n1 bootstraps) and waits until
+// each is ready; mod, if not nil, adjusts every node's configuration.
+// checkJoin also checks that a joining node without the hub key is
+// refused.
+func startDevCluster(t *testing.T, ctx context.Context, mod func(*Config), checkJoin bool) *devCluster {
+	t.Helper()
 	tmp := t.TempDir()
 	ids := []string{"n1", "n2", "n3"}
 	raftAddr := map[string]string{}
 	for _, id := range ids {
 		raftAddr[id] = freeAddr(t)
 	}
-	var ds []*Daemon
-	defer func() {
-		for _, d := range ds {
-			_ = d.Close()
+	c := &devCluster{}
+	t.Cleanup(func() {
+		for _, d := range c.ds {
+			if d != nil {
+				_ = d.Close()
+			}
 		}
-	}()
+	})
 	for i, id := range ids {
 		rc := RaftConfig{
 			NodeID: id, Bind: raftAddr[id],
@@ -58,7 +69,10 @@ func TestClusterDev(t *testing.T) {
 			Domain: "a.example", DataDir: filepath.Join(tmp, id), Dev: true, DevCADir: filepath.Join(tmp, "ca"),
 			Listen: "127.0.0.1:0", Raft: rc, Logger: testLogger(t), HubKeyFile: filepath.Join(tmp, "hub-key.pem"),
 		}
-		if i == 1 {
+		if mod != nil {
+			mod(&cfg)
+		}
+		if i == 1 && checkJoin {
 			// A joining node without the cluster's hub key is refused.
 			own := cfg
 			own.HubKeyFile = filepath.Join(tmp, id, "own-hub-key.pem")
@@ -70,9 +84,9 @@ func TestClusterDev(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ds = append(ds, d)
+		c.cfgs, c.ds = append(c.cfgs, cfg), append(c.ds, d)
 	}
-	for _, d := range ds {
+	for _, d := range c.ds {
 		if err := d.WaitReady(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -80,6 +94,16 @@ func TestClusterDev(t *testing.T) {
 			t.Fatal("not clustered")
 		}
 	}
+	return c
+}
+
+// TestClusterDev runs a.example as a three-node Raft cluster in dev mode:
+// one leader, every node ready, and a write on a follower forwarded to the
+// leader and applied everywhere with equal digests.
+func TestClusterDev(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ds := startDevCluster(t, ctx, nil, true).ds
 	var leader, follower *Daemon
 	for deadline := time.Now().Add(10 * time.Second); leader == nil; {
 		for _, d := range ds {
@@ -119,6 +143,104 @@ func TestClusterDev(t *testing.T) {
 		g, err := d.Machine().Digest()
 		if err != nil || fmt.Sprintf("%x", g) != fmt.Sprintf("%x", dg) {
 			t.Fatalf("%s digest differs: %v", d.Node().ID(), err)
+		}
+	}
+}
+
+// TestClusterLossOfQuorum stops two of the three nodes: the survivor
+// reports unready, a write through it fails with provider.ErrUnavailable
+// (503 at the federation endpoints) once Config.ApplyTimeout has passed,
+// instead of waiting for its caller, and reads still answer. When the two
+// come back the cluster elects a leader, the write succeeds, and the
+// nodes' digests agree.
+func TestClusterLossOfQuorum(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const applyTimeout = time.Second
+	c := startDevCluster(t, ctx, func(cfg *Config) { cfg.ApplyTimeout = Duration(applyTimeout) }, false)
+	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
+	if _, err := c.ds[0].Provider().RegisterClient(ctx, alice.Cred, alice.Pub); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range c.ds {
+		if err := d.Node().WaitApplied(ctx, c.ds[0].Node().AppliedIndex()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Keep n3; stop n1 and n2 (one of them may lead).
+	for _, i := range []int{0, 1} {
+		if err := c.ds[i].Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.ds[i] = nil
+	}
+	survivor := c.ds[2]
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ok, _ := survivor.Ready(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the survivor still reports ready without a quorum")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bob := providertest.NewClient(t, "a.example", "bob", "bob1")
+	start := time.Now()
+	_, err := survivor.Provider().RegisterClient(ctx, bob.Cred, bob.Pub)
+	took := time.Since(start)
+	if !errors.Is(err, provider.ErrUnavailable) {
+		t.Fatalf("write without a quorum: %v, want ErrUnavailable", err)
+	}
+	if took < applyTimeout/2 || took > applyTimeout+5*time.Second {
+		t.Fatalf("write without a quorum failed after %v, want about %v", took, applyTimeout)
+	}
+	if _, err := survivor.Machine().Client(alice.Client); err != nil {
+		t.Fatalf("read without a quorum: %v", err)
+	}
+
+	// Both come back on their data directories.
+	for _, i := range []int{0, 1} {
+		d, err := Start(ctx, c.cfgs[i])
+		if err != nil {
+			t.Fatalf("restart %s: %v", c.cfgs[i].Raft.NodeID, err)
+		}
+		c.ds[i] = d
+	}
+	for _, d := range c.ds {
+		if err := d.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := survivor.Provider().RegisterClient(ctx, bob.Cred, bob.Pub); err != nil {
+		t.Fatalf("write after the quorum is back: %v", err)
+	}
+	var leader *Daemon
+	for _, d := range c.ds {
+		if d.Node().IsLeader() {
+			leader = d
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	idx := leader.Node().AppliedIndex()
+	var want []byte
+	for _, d := range c.ds {
+		if err := d.Node().WaitApplied(ctx, idx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Machine().Client(bob.Client); err != nil {
+			t.Fatalf("%s: %v", d.Node().ID(), err)
+		}
+		g, err := d.Machine().Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil {
+			want = g
+		} else if !bytes.Equal(g, want) {
+			t.Fatalf("%s: digest differs", d.Node().ID())
 		}
 	}
 }

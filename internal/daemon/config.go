@@ -99,6 +99,10 @@ type Config struct {
 	// Fanout tunes delivery to follower providers; the zero value takes
 	// package fanout's defaults.
 	Fanout FanoutConfig `json:"fanout"`
+	// ApplyTimeout bounds how long a request waits for the replicated log
+	// (provider.Config.ApplyTimeout; default provider.DefaultApplyTimeout):
+	// without a Raft quorum, requests fail with 503 after it.
+	ApplyTimeout Duration `json:"apply_timeout,omitempty"`
 	// PeerRateLimit is the per-peer request rate limit of the federation
 	// endpoints: past it a peer gets 429 with Retry-After (RFC 6585,
 	// Section 4). The zero value takes package transport's defaults.
@@ -337,6 +341,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes < 0 {
 		return bad("negative body size limit")
+	}
+	if c.ApplyTimeout < 0 {
+		return bad("negative apply_timeout")
 	}
 	if c.PeerRateLimit.PerSecond < 0 || c.PeerRateLimit.Burst < 0 {
 		return bad("peer_rate_limit: negative rate or burst")

@@ -295,6 +295,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Consent:          cfg.Consent,
 		KickDestinations: d.kickDestinations,
 		Clock:            cfg.Clock,
+		ApplyTimeout:     time.Duration(cfg.ApplyTimeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: provider: %w", err)

@@ -250,6 +250,7 @@ func TestConfigErrors(t *testing.T) {
 		}},
 		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }},
 		{"negative peer rate", func(c *Config) { c.PeerRateLimit.PerSecond = -1 }},
+		{"negative apply timeout", func(c *Config) { c.ApplyTimeout = Duration(-time.Second) }},
 		{"negative peer burst", func(c *Config) { c.PeerRateLimit.Burst = -1 }},
 		{"negative notify retention", func(c *Config) { c.NotifyRetention = Duration(-time.Hour) }},
 		{"negative fanout timeout", func(c *Config) { c.Fanout.SendTimeout = Duration(-time.Second) }},
