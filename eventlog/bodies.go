@@ -541,6 +541,37 @@ func (b *HubKeyDeclared) UnmarshalMLS(r *codec.Reader) {
 	b.SignatureKey = r.Opaque("hub_key_declared.signature_key")
 }
 
+// ClientCallAccepted records that the provider took a signed call of its
+// client API whose replay would consume something (a key-material request
+// claims KeyPackages, draft-ralston-mimi-protocol-02, Section 5.2), by
+// the digest of its signed content, until Expiry (milliseconds since the
+// Unix epoch: the end of the call's validity window). Recorded in the
+// replicated log, a replay to another node of the provider is refused as
+// it is on the node that took the call. Now is the proposer's clock: the
+// records expired by then are forgotten.
+type ClientCallAccepted struct {
+	Digest []byte
+	Expiry uint64
+	Now    uint64
+}
+
+// EventType implements Body.
+func (*ClientCallAccepted) EventType() Type { return TypeClientCallAccepted }
+
+// MarshalMLS implements codec.Marshaler.
+func (b *ClientCallAccepted) MarshalMLS(w *codec.Writer) {
+	w.Opaque(b.Digest)
+	w.U64(b.Expiry)
+	w.U64(b.Now)
+}
+
+// UnmarshalMLS implements codec.Unmarshaler.
+func (b *ClientCallAccepted) UnmarshalMLS(r *codec.Reader) {
+	b.Digest = r.Opaque("client_call_accepted.digest")
+	b.Expiry = r.U64("client_call_accepted.expiry")
+	b.Now = r.U64("client_call_accepted.now")
+}
+
 // FanoutEnqueued queues one part of an earlier event for delivery to each
 // destination provider (draft-ralston-mimi-protocol-02, Section 5.5). The
 // source event is the one Back positions before this event in the global

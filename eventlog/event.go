@@ -38,6 +38,7 @@ const (
 	TypeNotifyDedupPruned          Type = 18 // Section 5.5: follower forgot old notify dedup entries
 	TypeKeyPackagesExpired         Type = 19 // Section 5.2: unclaimed KeyPackages past not_after withdrawn
 	TypeHubKeyDeclared             Type = 20 // Section 5.6: the hub's signature key, once
+	TypeClientCallAccepted         Type = 21 // a signed client API call taken, against replays
 )
 
 var typeNames = map[Type]string{
@@ -61,6 +62,7 @@ var typeNames = map[Type]string{
 	TypeNotifyDedupPruned:          "NotifyDedupPruned",
 	TypeKeyPackagesExpired:         "KeyPackagesExpired",
 	TypeHubKeyDeclared:             "HubKeyDeclared",
+	TypeClientCallAccepted:         "ClientCallAccepted",
 }
 
 // String returns the type's name.
@@ -74,7 +76,7 @@ func (t Type) String() string {
 // Types lists every defined event type in ascending order.
 func Types() []Type {
 	out := make([]Type, 0, len(typeNames))
-	for t := TypeClientRegistered; t <= TypeHubKeyDeclared; t++ {
+	for t := TypeClientRegistered; t <= TypeClientCallAccepted; t++ {
 		out = append(out, t)
 	}
 	return out
@@ -123,6 +125,8 @@ func NewBody(t Type) Body {
 		return &KeyPackagesExpired{}
 	case TypeHubKeyDeclared:
 		return &HubKeyDeclared{}
+	case TypeClientCallAccepted:
+		return &ClientCallAccepted{}
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ func samples() []eventlog.Event {
 		eventlog.New("", 18, &eventlog.NotifyDedupPruned{OlderThan: 1_800_000_000_000, Limit: 1000}),
 		eventlog.New("", 19, &eventlog.KeyPackagesExpired{Now: 1_800_000_000_000, Limit: 1000}),
 		eventlog.New("", 20, &eventlog.HubKeyDeclared{CipherSuite: 1, SignatureKey: bytes.Repeat([]byte{7}, 32)}),
+		eventlog.New("", 21, &eventlog.ClientCallAccepted{Digest: bytes.Repeat([]byte{9}, 32), Expiry: 1_800_000_300_000, Now: 1_800_000_000_000}),
 	}
 }
 

@@ -185,7 +185,8 @@ func (t *tx) rebind(b *pebble.Batch) error {
 // than reading single keys).
 func needsRangeRead(ev *eventlog.Event) bool {
 	switch ev.Type() {
-	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted, eventlog.TypeNotifyDedupPruned, eventlog.TypeKeyPackagesExpired:
+	case eventlog.TypeClientRemoved, eventlog.TypeCommitAccepted, eventlog.TypeNotifyDedupPruned, eventlog.TypeKeyPackagesExpired,
+		eventlog.TypeClientCallAccepted:
 		return true
 	}
 	return false
@@ -431,6 +432,8 @@ func (t *tx) applyEvent(ev *eventlog.Event) error {
 		return t.keyPackagesExpired(b)
 	case *eventlog.HubKeyDeclared:
 		return t.hubKeyDeclared(b)
+	case *eventlog.ClientCallAccepted:
+		return t.clientCallAccepted(b)
 	case *eventlog.FanoutEnqueued:
 		return t.enqueue(ev, b.Destinations, b.Back, b.Part, 0, false)
 	case *eventlog.FanoutDelivered:
@@ -992,6 +995,54 @@ func (t *tx) notifyAccepted(ev *eventlog.Event, b *eventlog.NotifyAccepted) erro
 		return err
 	}
 	return t.put(k, &notifyRecord{Seq: ev.Seq, Room: ev.Room})
+}
+
+// maxCallPrune bounds the expired call records one ClientCallAccepted
+// forgets; each call adds one, so the set stays bounded by the calls of
+// one validity window.
+const maxCallPrune = 64
+
+// clientCallAccepted forgets the call records expired at b.Now, then
+// records b.Digest until b.Expiry, refusing a digest still recorded
+// (ErrReplayedCall).
+func (t *tx) clientCallAccepted(b *eventlog.ClientCallAccepted) error {
+	if len(b.Digest) == 0 || len(b.Digest) > 64 || b.Expiry <= b.Now {
+		return invalid("client call of %d-byte digest, expiry %d at %d", len(b.Digest), b.Expiry, b.Now)
+	}
+	var expired [][]byte
+	err := eachUnder(t.r, pCallExpiry, nil, func(k, _ []byte) (bool, error) {
+		if len(k) < len(pCallExpiry)+8 || binary.BigEndian.Uint64(k[len(pCallExpiry):]) > b.Now {
+			return false, nil
+		}
+		expired = append(expired, append([]byte(nil), k...))
+		return len(expired) < maxCallPrune, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range expired {
+		d, err := componentAt(k[len(pCallExpiry)+8:], nil, 0)
+		if err != nil {
+			return err
+		}
+		if err := t.delBlind(k); err != nil {
+			return err
+		}
+		if err := t.del(key(pCall, d)); err != nil {
+			return err
+		}
+	}
+	k := key(pCall, string(b.Digest))
+	if ok, err := t.has(k); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: digest %x", ErrReplayedCall, b.Digest[:min(8, len(b.Digest))])
+	}
+	if err := t.setBlind(append(be64(append([]byte(nil), pCallExpiry...), b.Expiry), key(nil, string(b.Digest))...), nil); err != nil {
+		return err
+	}
+	return t.set(k, be64(nil, b.Expiry))
 }
 
 // hubKeyDeclared records the provider's hub signature key, once

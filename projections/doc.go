@@ -91,6 +91,8 @@
 //	p/icur/c(client) p/iq/c(client)be64(n)  inbox cursor and queue
 //	p/hubkey                                be16(suite) + the hub's
 //	                                        signature key (HubKeyDeclared)
+//	p/call/c(digest)                        a client API call taken, until
+//	p/callx/be64(expiry)c(digest)           its expiry (ClientCallAccepted)
 //
 // # Invariants
 //

@@ -71,6 +71,10 @@ var (
 	// Section 5.5; see eventlog.GroupBound).
 	ErrGroupBound = errors.New("projections: room and group already bound")
 
+	// ErrReplayedCall: a client API call with this digest was taken
+	// already within its validity window (see eventlog.ClientCallAccepted).
+	ErrReplayedCall = errors.New("projections: client call replayed")
+
 	// ErrHubKeyDeclared: this provider's hub signature key was declared
 	// already (see eventlog.HubKeyDeclared); it is declared once.
 	ErrHubKeyDeclared = errors.New("projections: hub key already declared")

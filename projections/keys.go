@@ -33,6 +33,8 @@ var (
 	pInCursor   = []byte("p/icur/")  // + c(client)
 	pInQueue    = []byte("p/iq/")    // + c(client) + be64(n)
 	keyHubKey   = []byte("p/hubkey") // be16(suite) + SignaturePublicKey, once declared
+	pCall       = []byte("p/call/")  // + c(digest): a client API call taken (value be64(expiry))
+	pCallExpiry = []byte("p/callx/") // + be64(expiry) + c(digest): the same by expiry
 )
 
 func key(prefix []byte, comps ...string) []byte {

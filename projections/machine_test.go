@@ -844,3 +844,47 @@ func TestResolveWelcome(t *testing.T) {
 		t.Fatalf("commit: %+v %v", r, err)
 	}
 }
+
+// A client call is taken once within its validity window; expired records
+// are forgotten by later calls (eventlog.ClientCallAccepted).
+func TestClientCallAccepted(t *testing.T) {
+	h := newHarness(t)
+	call := func(d string, expiry, now uint64) projections.Result {
+		return h.apply(nil, ev("", now, &eventlog.ClientCallAccepted{Digest: []byte(d), Expiry: expiry, Now: now}))
+	}
+	for _, bad := range []*eventlog.ClientCallAccepted{{Expiry: 10, Now: 1}, {Digest: []byte("d"), Expiry: 5, Now: 5}, {Digest: bytes.Repeat([]byte("d"), 65), Expiry: 9, Now: 1}} {
+		if r := h.apply(nil, ev("", 1, bad)); !errors.Is(r.Err, projections.ErrInvalidEvent) {
+			t.Fatalf("%+v: %v", bad, r.Err)
+		}
+	}
+	if r := call("a", 100, 10); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	before := stateHash(t, h.m)
+	if r := call("a", 100, 20); !errors.Is(r.Err, projections.ErrReplayedCall) {
+		t.Fatalf("replay: %v", r.Err)
+	}
+	if !bytes.Equal(stateHash(t, h.m), before) {
+		t.Fatal("a refused replay changed the state")
+	}
+	for i := range 70 {
+		if r := call(fmt.Sprintf("b%02d", i), 50, 30); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	// At 60 the 70 "b" records have expired: one call forgets 64 of them
+	// (and "a", expiring at 100, stays), the next the other 6.
+	if r := call("c", 200, 60); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := call("b00", 200, 61); r.Err != nil {
+		t.Fatalf("an expired digest again: %v", r.Err)
+	}
+	if r := call("a", 200, 62); !errors.Is(r.Err, projections.ErrReplayedCall) {
+		t.Fatalf("a live record was forgotten: %v", r.Err)
+	}
+	if r := call("b69", 200, 63); r.Err != nil {
+		t.Fatalf("the last expired digest again: %v", r.Err)
+	}
+	replayCheck(t, h)
+}

@@ -48,6 +48,22 @@ func (p *Provider) KeyMaterial(ctx context.Context, peer string, req *mimi.KeyMa
 	return p.relay(ctx, req, target.Provider)
 }
 
+// RecordClientCall records a signed call of the provider's client API in
+// the replicated log until expiry (ms since the Unix epoch; see
+// eventlog.ClientCallAccepted): the call is taken once by the whole
+// cluster. A digest recorded already is an error wrapping
+// projections.ErrReplayedCall.
+func (p *Provider) RecordClientCall(ctx context.Context, digest []byte, expiry uint64) error {
+	now := p.nowMillis()
+	_, err := p.applyOK(ctx, &projections.Command{Ops: []projections.Op{
+		projections.EventOp("", now, &eventlog.ClientCallAccepted{Digest: digest, Expiry: expiry, Now: now}),
+	}})
+	if err != nil {
+		return fmt.Errorf("provider: record client call: %w", err)
+	}
+	return nil
+}
+
 // LocalKeyMaterial claims key material for a local client's user
 // (draft-ralston-mimi-protocol-02, Sections 3.2 and 3.3): the requesting
 // user is the client's. KeyPackages MUST be obtained through the room's

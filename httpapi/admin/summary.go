@@ -71,6 +71,8 @@ func Summarize(ev *eventlog.Event) string {
 		return fmt.Sprintf("older_than=%d limit=%d", b.OlderThan, b.Limit)
 	case *eventlog.KeyPackagesExpired:
 		return fmt.Sprintf("now=%d limit=%d", b.Now, b.Limit)
+	case *eventlog.ClientCallAccepted:
+		return fmt.Sprintf("digest=%s expiry=%d now=%d", short(b.Digest), b.Expiry, b.Now)
 	case *eventlog.HubKeyDeclared:
 		return fmt.Sprintf("cipher_suite=%d signature_key=%s", b.CipherSuite, short(b.SignatureKey))
 	case nil:

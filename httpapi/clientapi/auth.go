@@ -104,49 +104,62 @@ func (s *Service) registered(clientURI string) (*projections.Client, error) {
 // (RFC 9420, Section 5.1.2, VerifyWithLabel), the timestamp window and the
 // replay cache. It is the complete check; precheck only avoids reading
 // bodies of hopeless calls.
-func (s *Service) verify(procedure string, h http.Header, msg proto.Message, pub func(a *clientauth.Auth) ([]byte, error)) (*clientauth.Auth, error) {
+func (s *Service) verify(procedure string, h http.Header, msg proto.Message, pub func(a *clientauth.Auth) ([]byte, error)) (*clientauth.Auth, acceptedCall, error) {
 	vals := h.Values(clientauth.HeaderName)
 	if len(vals) != 1 {
-		return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("%w: want exactly one header field, got %d", clientauth.ErrMalformed, len(vals)))
+		return nil, acceptedCall{}, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("%w: want exactly one header field, got %d", clientauth.ErrMalformed, len(vals)))
 	}
 	a, err := clientauth.Parse(vals[0])
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+		return nil, acceptedCall{}, connect.NewError(connect.CodeUnauthenticated, err)
 	}
 	if err := s.fresh(a.Timestamp); err != nil {
-		return nil, err
+		return nil, acceptedCall{}, err
 	}
 	if len(msg.ProtoReflect().GetUnknown()) > 0 {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("the request has unknown fields"))
+		return nil, acceptedCall{}, connect.NewError(connect.CodeInvalidArgument, errors.New("the request has unknown fields"))
 	}
 	key, err := pub(a)
 	if err != nil {
-		return nil, err
+		return nil, acceptedCall{}, err
 	}
 	reqBytes, err := clientauth.RequestBytes(msg)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		return nil, acceptedCall{}, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	d, err := a.Verify(key, procedure, reqBytes)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+		return nil, acceptedCall{}, connect.NewError(connect.CodeUnauthenticated, err)
 	}
 	expiry := a.Timestamp + uint64(s.cfg.MaxClockSkew.Milliseconds()) + 1
 	switch err := s.replay.add(d, expiry, uint64(s.cfg.Clock().UnixMilli())); {
 	case errors.Is(err, ErrReplayCacheFull):
 		s.log.Warn("clientapi: replay cache full", "size", s.cfg.ReplayCacheSize)
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, acceptedCall{}, connect.NewError(connect.CodeUnavailable, err)
 	case err != nil:
-		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+		return nil, acceptedCall{}, connect.NewError(connect.CodeUnauthenticated, err)
 	}
-	return a, nil
+	return a, acceptedCall{digest: d, expiry: expiry}, nil
+}
+
+// acceptedCall is a verified call: the digest of its signed content and
+// the end of its validity window (ms since the Unix epoch).
+type acceptedCall struct {
+	digest []byte
+	expiry uint64
 }
 
 // authenticate authenticates a call of a registered client and returns its
 // registration record.
 func (s *Service) authenticate(spec connect.Spec, h http.Header, msg proto.Message) (*projections.Client, error) {
+	rec, _, err := s.authenticateCall(spec, h, msg)
+	return rec, err
+}
+
+// authenticateCall is authenticate that also returns the accepted call.
+func (s *Service) authenticateCall(spec connect.Spec, h http.Header, msg proto.Message) (*projections.Client, acceptedCall, error) {
 	var rec *projections.Client
-	_, err := s.verify(spec.Procedure, h, msg, func(a *clientauth.Auth) ([]byte, error) {
+	_, call, err := s.verify(spec.Procedure, h, msg, func(a *clientauth.Auth) ([]byte, error) {
 		r, err := s.registered(a.Client)
 		if err != nil {
 			return nil, err
@@ -156,9 +169,9 @@ func (s *Service) authenticate(spec connect.Spec, h http.Header, msg proto.Messa
 	})
 	if err != nil {
 		s.log.Debug("clientapi: unauthenticated call", "procedure", spec.Procedure, "err", err)
-		return nil, err
+		return nil, acceptedCall{}, err
 	}
-	return rec, nil
+	return rec, call, nil
 }
 
 // replayCache remembers the digests of accepted calls until their

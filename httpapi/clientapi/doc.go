@@ -56,11 +56,14 @@
 // by the call rate times twice the skew window, and by
 // Config.ReplayCacheSize: when full of live entries, calls are refused with
 // Unavailable rather than evicting one, which would re-open a replay). The
-// cache is per process: in a cluster, a call replayed to another node
-// within the window is not detected, and a restart forgets it. Deployments
-// that need more put the nodes behind sticky routing or keep the window
-// short; every call is still bound to its client, procedure, request and
-// time.
+// cache is per process and a restart forgets it, so a key-material call,
+// whose replay would claim KeyPackages (Section 5.2), is also recorded in
+// the replicated log (eventlog.ClientCallAccepted, one Raft command per
+// call) and refused on every node of a cluster. The other calls are
+// idempotent or deduplicated where they change state (registration, a
+// resubmitted message, proposal or commit, an acknowledgement); a call
+// replayed to another node within the window repeats them harmlessly.
+// Every call is bound to its client, procedure, request and time.
 //
 // RegisterClient is signed the same way with the key being registered,
 // which proves possession of it, by the client the credential names. Then

@@ -19,6 +19,7 @@ import (
 	"github.com/openmimi/mimi/mls/cipher"
 	"github.com/openmimi/mimi/mls/codec"
 	"github.com/openmimi/mimi/mls/wire"
+	"github.com/openmimi/mimi/projections"
 	"github.com/openmimi/mimi/provider"
 )
 
@@ -289,7 +290,7 @@ func (s *Service) RegisterClient(ctx context.Context, req *connect.Request[clien
 		return nil, invalid("credential", err)
 	}
 	key := req.Msg.GetSignatureKey()
-	a, err := s.verify(req.Spec().Procedure, req.Header(), req.Msg, func(a *clientauth.Auth) ([]byte, error) {
+	a, _, err := s.verify(req.Spec().Procedure, req.Header(), req.Msg, func(a *clientauth.Auth) ([]byte, error) {
 		if a.Client != id.Client {
 			return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("the call is signed for %s, the credential names %s", a.Client, id.Client))
 		}
@@ -349,7 +350,7 @@ func (s *Service) UploadKeyPackages(ctx context.Context, req *connect.Request[cl
 // (draft-ralston-mimi-protocol-02, Section 5.2). The requesting user must be
 // the client's.
 func (s *Service) KeyMaterial(ctx context.Context, req *connect.Request[clientv1.KeyMaterialRequest]) (*connect.Response[clientv1.KeyMaterialResponse], error) {
-	c, err := s.authenticate(req.Spec(), req.Header(), req.Msg)
+	c, call, err := s.authenticateCall(req.Spec(), req.Header(), req.Msg)
 	if err != nil {
 		return nil, err
 	}
@@ -359,6 +360,14 @@ func (s *Service) KeyMaterial(ctx context.Context, req *connect.Request[clientv1
 	}
 	if body.RequestingUser != c.User {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("requesting user %s is not the client's user %s", body.RequestingUser, c.User))
+	}
+	// A replay claims KeyPackages: the call is recorded in the replicated
+	// log, so that it is refused on every node of the provider.
+	if err := s.p.RecordClientCall(ctx, call.digest, call.expiry); err != nil {
+		if errors.Is(err, projections.ErrReplayedCall) {
+			return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("%w: %w", ErrReplay, err))
+		}
+		return nil, s.providerError("key material", err)
 	}
 	resp, err := s.p.LocalKeyMaterial(ctx, c.Client, &body)
 	if err != nil {
