@@ -18,12 +18,13 @@ const hubKeyRetry = 50 * time.Millisecond
 // checkHubKey makes sure every node of the provider signs with one hub key
 // (RFC 9420, Section 12.1.8.1: the rooms' external_senders entry;
 // draft-ralston-mimi-protocol-02, Section 5.6: GroupInfoResponse
-// signatures). Once the node is caught up, it reads the key declared in the
-// replicated log; if none is, it declares its own (eventlog.HubKeyDeclared;
-// of two nodes racing, the log keeps the first). A node whose key differs
-// reports unready for good, with both keys' fingerprints, and logs an
-// error: it would sign what clients reject. It returns once decided or
-// when ctx ends.
+// signatures). Once the node is caught up, and after a read barrier (so
+// that a ready node has applied everything committed before it started),
+// it reads the key declared in the replicated log; if none is, it declares
+// its own (eventlog.HubKeyDeclared; of two nodes racing, the log keeps the
+// first). A node whose key differs reports unready for good, with both
+// keys' fingerprints, and logs an error: it would sign what clients
+// reject. It returns once decided or when ctx ends.
 func (d *Daemon) checkHubKey(ctx context.Context) {
 	t := time.NewTicker(hubKeyRetry)
 	defer t.Stop()
@@ -49,6 +50,15 @@ func (d *Daemon) checkHubKey(ctx context.Context) {
 
 // checkHubKeyOnce makes one attempt; done reports a decision.
 func (d *Daemon) checkHubKeyOnce(ctx context.Context) (done bool, err error) {
+	// Everything committed so far is applied here first: the declaration
+	// of another node, and on a restart the entries a crash kept from the
+	// state machine. Ready waits for this check, so a ready node has them.
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = d.repl.ReadBarrier(bctx)
+	cancel()
+	if err != nil {
+		return false, err
+	}
 	suite, key, found, err := d.machine.HubKey()
 	if err != nil {
 		return false, err
