@@ -253,9 +253,12 @@ func TestSubmitGroupCommit(t *testing.T) {
 			byMsg[string(x.msg)] = x
 		}
 	}
+	// The three queued behind the held command go into the next one
+	// together; sender 0's second message, sent when its first was
+	// answered, may join them if it is queued before the batch is taken.
 	counts := g.messageCounts()
-	if len(counts) < 2 || counts[0] != 1 || counts[1] != senders-1 {
-		t.Fatalf("messages per command %v, want 1 then %d", counts, senders-1)
+	if len(counts) < 2 || counts[0] != 1 || counts[1] < senders-1 || counts[1] > senders {
+		t.Fatalf("messages per command %v, want 1 then %d (or %d)", counts, senders-1, senders)
 	}
 	if len(counts) >= senders*perSender {
 		t.Fatalf("%d commands for %d messages: no group commit", len(counts), senders*perSender)
