@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -103,20 +102,13 @@ func startDevCluster(t *testing.T, ctx context.Context, mod func(*Config), check
 func TestClusterDev(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	ds := startDevCluster(t, ctx, nil, true).ds
-	var leader, follower *Daemon
-	for deadline := time.Now().Add(10 * time.Second); leader == nil; {
-		for _, d := range ds {
-			if d.Node().IsLeader() {
-				leader = d
-			} else {
-				follower = d
-			}
+	c := startDevCluster(t, ctx, nil, true)
+	leader := c.leader(t)
+	var follower *Daemon
+	for _, d := range c.ds {
+		if d != leader {
+			follower = d
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	if st := leader.Node().Status(); len(st.Servers) != 3 {
 		t.Fatalf("servers: %+v", st.Servers)
@@ -126,22 +118,43 @@ func TestClusterDev(t *testing.T) {
 	if _, err := follower.Provider().RegisterClient(ctx, alice.Cred, alice.Pub); err != nil {
 		t.Fatalf("register through a follower: %v", err)
 	}
-	idx := leader.Node().AppliedIndex()
-	for _, d := range ds {
-		if err := d.Node().WaitApplied(ctx, idx); err != nil {
-			t.Fatal(err)
+	c.agree(t, ctx, alice.Client)
+}
+
+// leader waits (up to 10 s) for a node to lead and returns it.
+func (c *devCluster) leader(t *testing.T) *Daemon {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		for _, d := range c.ds {
+			if d.Node().IsLeader() {
+				return d
+			}
 		}
-		if _, err := d.Machine().Client(alice.Client); err != nil {
-			t.Fatalf("%s: %v", d.Node().ID(), err)
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	dg, err := leader.Machine().Digest()
+}
+
+// agree checks that every node has applied what the leader has, knows
+// client, and has the leader's digest.
+func (c *devCluster) agree(t *testing.T, ctx context.Context, client string) {
+	t.Helper()
+	leader := c.leader(t)
+	idx := leader.Node().AppliedIndex()
+	want, err := leader.Machine().Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range ds {
-		g, err := d.Machine().Digest()
-		if err != nil || fmt.Sprintf("%x", g) != fmt.Sprintf("%x", dg) {
+	for _, d := range c.ds {
+		if err := d.Node().WaitApplied(ctx, idx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Machine().Client(client); err != nil {
+			t.Fatalf("%s: %v", d.Node().ID(), err)
+		}
+		if g, err := d.Machine().Digest(); err != nil || !bytes.Equal(g, want) {
 			t.Fatalf("%s digest differs: %v", d.Node().ID(), err)
 		}
 	}
@@ -215,32 +228,5 @@ func TestClusterLossOfQuorum(t *testing.T) {
 	if _, err := survivor.Provider().RegisterClient(ctx, bob.Cred, bob.Pub); err != nil {
 		t.Fatalf("write after the quorum is back: %v", err)
 	}
-	var leader *Daemon
-	for _, d := range c.ds {
-		if d.Node().IsLeader() {
-			leader = d
-		}
-	}
-	if leader == nil {
-		t.Fatal("no leader")
-	}
-	idx := leader.Node().AppliedIndex()
-	var want []byte
-	for _, d := range c.ds {
-		if err := d.Node().WaitApplied(ctx, idx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Machine().Client(bob.Client); err != nil {
-			t.Fatalf("%s: %v", d.Node().ID(), err)
-		}
-		g, err := d.Machine().Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want == nil {
-			want = g
-		} else if !bytes.Equal(g, want) {
-			t.Fatalf("%s: digest differs", d.Node().ID())
-		}
-	}
+	c.agree(t, ctx, bob.Client)
 }
