@@ -217,17 +217,26 @@ func (t *tx) get(k []byte) ([]byte, bool, error) {
 		// Not written by this tx, so r holds the committed value.
 		fill = t.base.vals
 	}
-	v, closer, err := t.r.Get(k)
+	v, ok, err := getCopy(t.r, k, "get")
+	if err != nil {
+		return nil, false, err
+	}
+	fill[string(k)] = cached{v: v, ok: ok}
+	return v, ok, nil
+}
+
+// getCopy returns a copy of k's value in r, and whether k exists; what
+// names the read in a storage error.
+func getCopy(r pebble.Reader, k []byte, what string) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		fill[string(k)] = cached{}
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, storageErr("get", err)
+		return nil, false, storageErr(what, err)
 	}
 	v = append([]byte{}, v...)
 	closer.Close()
-	fill[string(k)] = cached{v: v, ok: true}
 	return v, true, nil
 }
 

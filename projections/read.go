@@ -188,19 +188,13 @@ func (m *Machine) Client(uri string) (*Client, error) {
 	}
 	var found bool
 	err := m.view(func(r pebble.Reader) error {
-		raw, closer, err := r.Get(k)
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil
+		var err error
+		if v, found, err = getCopy(r, k, "get client"); err != nil || !found {
+			return err
 		}
-		if err != nil {
-			return storageErr("get client", err)
-		}
-		v := append([]byte(nil), raw...)
-		closer.Close()
 		if err := decode(v, "client", &c); err != nil {
 			return err
 		}
-		found = true
 		m.clients.put(k, v, gen)
 		return nil
 	})
@@ -315,18 +309,14 @@ func (m *Machine) GroupRoom(hub string, gid []byte) (string, error) {
 // was declared yet.
 func (m *Machine) HubKey() (suite uint16, key []byte, found bool, err error) {
 	err = m.view(func(r pebble.Reader) error {
-		v, closer, err := r.Get(keyHubKey)
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil
+		v, ok, err := getCopy(r, keyHubKey, "get hub key")
+		if err != nil || !ok {
+			return err
 		}
-		if err != nil {
-			return storageErr("get hub key", err)
-		}
-		defer closer.Close()
 		if len(v) < 3 {
 			return fmt.Errorf("%w: hub key record of %d bytes", ErrCorruptState, len(v))
 		}
-		suite, key, found = binary.BigEndian.Uint16(v), append([]byte(nil), v[2:]...), true
+		suite, key, found = binary.BigEndian.Uint16(v), v[2:], true
 		return nil
 	})
 	return suite, key, found, err
