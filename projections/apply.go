@@ -1037,18 +1037,18 @@ func (t *tx) clientCallAccepted(b *eventlog.ClientCallAccepted) error {
 		if err := t.delBlind(k); err != nil {
 			return err
 		}
-		if err := t.del(key(pCall, d)); err != nil {
+		if err := t.del(callKey([]byte(d))); err != nil {
 			return err
 		}
 	}
-	k := key(pCall, string(b.Digest))
+	k := callKey(b.Digest)
 	if ok, err := t.has(k); err != nil || ok {
 		if err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: digest %x", ErrReplayedCall, b.Digest[:min(8, len(b.Digest))])
 	}
-	if err := t.setBlind(append(be64(append([]byte(nil), pCallExpiry...), b.Expiry), key(nil, string(b.Digest))...), nil); err != nil {
+	if err := t.setBlind(callExpiryKey(b.Expiry, b.Digest), nil); err != nil {
 		return err
 	}
 	return t.set(k, be64(nil, b.Expiry))

@@ -71,6 +71,10 @@ func availKey(k *KeyPackage) []byte {
 func expiryKey(k *KeyPackage) []byte {
 	return eventlog.AppendKeyString(be64(append([]byte(nil), pExpiry...), k.NotAfter), string(k.Ref))
 }
+func callKey(digest []byte) []byte { return key(pCall, string(digest)) }
+func callExpiryKey(expiry uint64, digest []byte) []byte {
+	return eventlog.AppendKeyString(be64(append([]byte(nil), pCallExpiry...), expiry), string(digest))
+}
 func hubRouteKey(ref []byte) []byte            { return key(pHubRoute, string(ref)) }
 func notifyKey(hub string, hash []byte) []byte { return key(pNotify, hub, string(hash)) }
 func notifyAgeKey(seq uint64, hub string, hash []byte) []byte {
