@@ -112,13 +112,16 @@ type Daemon struct {
 	// declared in the replicated log (checkHubKey): nil until checked,
 	// then "" if equal or the reason the node is unready.
 	hubKeyCheck atomic.Pointer[string]
-	sm          *stateMachine
-	node        *raftnode.Node[projections.Result]
-	repl        *replicator
-	prov        *provider.Provider
-	tclient     *transport.Client
-	engine      *fanout.Engine
-	metrics     *metrics
+	// caughtUp is set once a read barrier after start succeeded: every
+	// entry committed before the start is applied (settleOnce).
+	caughtUp atomic.Bool
+	sm       *stateMachine
+	node     *raftnode.Node[projections.Result]
+	repl     *replicator
+	prov     *provider.Provider
+	tclient  *transport.Client
+	engine   *fanout.Engine
+	metrics  *metrics
 
 	fedSrv     *http.Server
 	fedCancel  context.CancelFunc
@@ -692,11 +695,15 @@ func (d *Daemon) raftStatus() raftnode.Status { return d.node.Status() }
 
 // Ready reports whether the node can serve: not shutting down, no storage
 // failure, a Raft leader known, every committed Raft entry dispatched to
-// the state machine, and its hub key the one declared in the replicated
-// log (see checkHubKey). reason explains a false answer.
+// the state machine, a read barrier passed since the start, and its hub
+// key the one declared in the replicated log (see checkHubKey). reason
+// explains a false answer.
 func (d *Daemon) Ready() (ok bool, reason string) {
 	if ok, reason := d.replicaReady(); !ok {
 		return false, reason
+	}
+	if !d.caughtUp.Load() {
+		return false, "catching up with the log after start"
 	}
 	switch r := d.hubKeyCheck.Load(); {
 	case r == nil:

@@ -18,9 +18,8 @@ const hubKeyRetry = 50 * time.Millisecond
 // checkHubKey makes sure every node of the provider signs with one hub key
 // (RFC 9420, Section 12.1.8.1: the rooms' external_senders entry;
 // draft-ralston-mimi-protocol-02, Section 5.6: GroupInfoResponse
-// signatures). Once the node is caught up, and after a read barrier (so
-// that a ready node has applied everything committed before it started),
-// it reads the key declared in the replicated log; if none is, it declares
+// signatures). Once the node is caught up, and after a read barrier (see
+// settleOnce), it reads the key declared in the replicated log; if none is, it declares
 // its own (eventlog.HubKeyDeclared; of two nodes racing, the log keeps the
 // first). A node whose key differs reports unready for good, with both
 // keys' fingerprints, and logs an error: it would sign what clients
@@ -31,7 +30,7 @@ func (d *Daemon) checkHubKey(ctx context.Context) {
 	warned := false
 	for {
 		if ok, _ := d.replicaReady(); ok {
-			done, err := d.checkHubKeyOnce(ctx)
+			done, err := d.settleOnce(ctx)
 			if done {
 				return
 			}
@@ -48,16 +47,23 @@ func (d *Daemon) checkHubKey(ctx context.Context) {
 	}
 }
 
-// checkHubKeyOnce makes one attempt; done reports a decision.
-func (d *Daemon) checkHubKeyOnce(ctx context.Context) (done bool, err error) {
-	// Everything committed so far is applied here first: the declaration
-	// of another node, and on a restart the entries a crash kept from the
-	// state machine. Ready waits for this check, so a ready node has them.
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = d.repl.ReadBarrier(bctx)
-	cancel()
-	if err != nil {
-		return false, err
+// settleOnce makes one attempt at the start-up checks Ready waits for;
+// done reports that both are decided.
+//
+// First a read barrier, once: a replica can look caught up (applied up
+// to the commit index it knows) between its election and the commit of
+// its first entry, before re-applying the entries a crash kept from the
+// state machine; after the barrier they are applied (caughtUp). Then the
+// hub key, which the barrier also makes current.
+func (d *Daemon) settleOnce(ctx context.Context) (done bool, err error) {
+	if !d.caughtUp.Load() {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = d.repl.ReadBarrier(bctx)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		d.caughtUp.Store(true)
 	}
 	suite, key, found, err := d.machine.HubKey()
 	if err != nil {
