@@ -265,6 +265,12 @@ func TestFlow(t *testing.T) {
 			t.Fatalf("room event %d: %+v", i, e)
 		}
 	}
+	if head, err := h.m.RoomHead("room1"); err != nil || head != uint64(len(evs)) || len(evs) == 0 {
+		t.Fatalf("RoomHead = %d, %v; %d room events", head, err, len(evs))
+	}
+	if head, err := h.m.RoomHead("no-such-room"); err != nil || head != 0 {
+		t.Fatalf("RoomHead of an unknown room = %d, %v", head, err)
+	}
 	all, _ := h.m.Events(1, 0)
 	head, _ := h.m.LogHead()
 	if uint64(len(all)) != head.Seq {

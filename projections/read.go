@@ -530,6 +530,19 @@ func (m *Machine) RoomEvents(room string, from uint64, limit int) ([]eventlog.Ev
 	return out, err
 }
 
+// RoomHead returns the room sequence number of room's last event in the
+// committed state, 0 if it has none: one point read, for a caller that
+// only needs to know whether RoomEvents has anything new.
+func (m *Machine) RoomHead(room string) (uint64, error) {
+	var head uint64
+	err := m.view(func(r pebble.Reader) error {
+		var err error
+		head, err = eventlog.RoomHead(r, room)
+		return err
+	})
+	return head, err
+}
+
 // Payload returns the bytes a delivery refers to: the MLSMessage (or notify
 // body, or Welcome) of its source event.
 func (m *Machine) Payload(d Delivery) ([]byte, error) {
