@@ -544,9 +544,10 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 	return res, nil
 }
 
-// poller watches one receiving client's inbox at its provider: it reads
-// the inbox cursor (one key) every interval and fetches new entries when
-// it moved.
+// poller watches one receiving client's inbox at its provider as the
+// client API's Inbox stream does: it waits until the provider's state
+// machine applies another command (at most interval), then reads the
+// inbox cursor (one key) and fetches the new entries if it moved.
 type poller struct {
 	ri       int
 	m        *member
@@ -561,19 +562,27 @@ type poller struct {
 func (p *poller) stop() { p.once.Do(func() { close(p.quit) }) }
 
 func (p *poller) run(ctx context.Context) {
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	d := p.m.node.d
 	for {
+		applied := d.Machine().AppliedIndex()
 		if err := p.step(); err != nil {
 			p.err = err
 			return
 		}
-		select {
-		case <-ctx.Done():
+		wctx, wcancel := context.WithTimeout(ctx, p.interval)
+		d.Node().WaitApplied(wctx, applied+1)
+		wcancel()
+		if ctx.Err() != nil {
 			return
-		case <-p.quit:
-			return
-		case <-t.C:
 		}
 	}
 }
