@@ -50,6 +50,10 @@ type TLSConfig struct {
 	VerifyPeer func(leaf *x509.Certificate) error
 	// HandshakeTimeout bounds a connection's TLS handshake; default 10s.
 	HandshakeTimeout time.Duration
+	// DialContext, if set, opens the TCP connections to peers (Raft and
+	// forwarding) instead of a net.Dialer: a proxy, or a test that cuts
+	// the network between nodes.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // AllowPeerNames returns a TLSConfig.VerifyPeer function accepting only
@@ -165,8 +169,12 @@ func (c *TLSConfig) clientConfig() *tls.Config {
 func dialTLS(ctx context.Context, c *TLSConfig, addr string, kind byte) (*tls.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.handshakeTimeout())
 	defer cancel()
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	dial := c.DialContext
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	raw, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: dial %s: %w", addr, err)
 	}

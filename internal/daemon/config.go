@@ -152,6 +152,10 @@ type Config struct {
 	MetricsListener net.Listener `json:"-"`
 	ClientListener  net.Listener `json:"-"`
 	AdminListener   net.Listener `json:"-"`
+	// RaftDialContext, if set, opens this node's connections to its
+	// cluster peers (raftnode.TLSConfig.DialContext): a proxy, or a test
+	// partitioning the cluster.
+	RaftDialContext func(ctx context.Context, network, addr string) (net.Conn, error) `json:"-"`
 	// AdminFactory builds the admin API server; nil means DefaultAdmin
 	// (package httpapi/admin).
 	AdminFactory AdminFactory `json:"-"`

@@ -526,7 +526,7 @@ func (d *Daemon) raftConfig(p *pki) (raftnode.Config, error) {
 	for _, peer := range r.Peers {
 		rc.Peers = append(rc.Peers, raftnode.Peer{ID: peer.ID, Addr: peer.Addr})
 	}
-	rc.TLS = &raftnode.TLSConfig{CAs: cas, Certificate: cert}
+	rc.TLS = &raftnode.TLSConfig{CAs: cas, Certificate: cert, DialContext: d.cfg.RaftDialContext}
 	if len(r.AllowedNames) > 0 {
 		rc.TLS.VerifyPeer = raftnode.AllowPeerNames(r.AllowedNames...)
 	}
