@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,23 +16,104 @@ import (
 )
 
 // netSplit cuts the network between the nodes of a test cluster. Every
-// node dials its peers (Raft and forwarding) through dialer(node): a dial
-// across a cut fails, and cutting closes the connections already open
-// across it, whichever side dialed them.
+// node dials its peers (Raft and forwarding) through dialer(node). A cut
+// either refuses (a dial across it fails at once and the connections
+// already open across it are closed, as after a crash of the other side)
+// or black-holes (dials hang until the link heals or their deadline, and
+// open connections stay open but carry nothing either way until the link
+// heals, as when packets are dropped; see splitConn).
 type netSplit struct {
-	mu    sync.Mutex
-	node  map[string]string // cluster address -> node ID
-	cut   map[[2]string]bool
-	conns []splitConn
+	blackhole bool
+	closed    chan struct{} // closeAll fails hanging dials
+
+	mu     sync.Mutex
+	node   map[string]string // cluster address -> node ID
+	cut    map[[2]string]bool
+	conns  []*splitConn
+	healed chan struct{} // closed by the next heal
 }
 
+// splitConn is a connection dialed by node from to addr. While it is
+// silenced nothing crosses it, as while a network drops packets: its
+// writes are held back and its reads wait (up to their deadline); when the
+// link heals the held bytes go out in order, as TCP retransmits them.
+// Nothing is lost, so the TLS stream stays intact.
 type splitConn struct {
+	net.Conn
 	from, addr string
-	c          net.Conn
+
+	mu       sync.Mutex
+	silent   bool
+	held     []byte
+	healed   chan struct{} // closed when silent ends
+	deadline time.Time     // the read deadline
 }
 
-func newNetSplit() *netSplit {
-	return &netSplit{node: map[string]string{}, cut: map[[2]string]bool{}}
+func (c *splitConn) silence(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case on && !c.silent:
+		c.silent, c.healed = true, make(chan struct{})
+	case !on && c.silent:
+		c.silent = false
+		close(c.healed)
+		if len(c.held) > 0 {
+			_, _ = c.Conn.Write(c.held)
+			c.held = nil
+		}
+	}
+}
+
+func (c *splitConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.silent {
+		c.held = append(c.held, b...)
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *splitConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *splitConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *splitConn) Read(b []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		silent, healed, deadline := c.silent, c.healed, c.deadline
+		c.mu.Unlock()
+		if !silent {
+			return c.Conn.Read(b)
+		}
+		if deadline.IsZero() {
+			<-healed
+			continue
+		}
+		tm := time.NewTimer(time.Until(deadline))
+		select {
+		case <-healed:
+			tm.Stop()
+		case <-tm.C:
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+func newNetSplit(blackhole bool) *netSplit {
+	return &netSplit{blackhole: blackhole, closed: make(chan struct{}), healed: make(chan struct{}),
+		node: map[string]string{}, cut: map[[2]string]bool{}}
 }
 
 // link is the unordered pair of two node IDs.
@@ -49,35 +131,55 @@ func (s *netSplit) add(id, addr string) {
 	s.node[addr] = id
 }
 
+// state reports whether the link from node from to addr is cut, and the
+// channel heal closes.
+func (s *netSplit) state(from, addr string) (healed <-chan struct{}, cut bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.healed, s.cut[link(from, s.node[addr])]
+}
+
 // dialer returns node from's Config.RaftDialContext.
 func (s *netSplit) dialer(from string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if err := s.check(from, addr); err != nil {
-			return nil, err
+		for {
+			healed, cut := s.state(from, addr)
+			if !cut {
+				break
+			}
+			if !s.blackhole {
+				return nil, fmt.Errorf("netsplit: %s cannot reach %s", from, addr)
+			}
+			// The SYN is lost; it is retransmitted once the link heals.
+			select {
+			case <-healed:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("netsplit: dial %s from %s: %w", addr, from, ctx.Err())
+			case <-s.closed:
+				return nil, fmt.Errorf("netsplit: closed")
+			}
 		}
 		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
+		raw, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
+		c := &splitConn{Conn: raw, from: from, addr: addr}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.cut[link(from, s.node[addr])] {
-			_ = c.Close()
-			return nil, fmt.Errorf("netsplit: %s cannot reach %s", from, addr)
-		}
-		s.conns = append(s.conns, splitConn{from: from, addr: addr, c: c})
+		s.conns = append(s.conns, c)
+		s.apply(c)
 		return c, nil
 	}
 }
 
-func (s *netSplit) check(from, addr string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cut[link(from, s.node[addr])] {
-		return fmt.Errorf("netsplit: %s cannot reach %s", from, addr)
+// apply enforces the current cuts on c; the caller holds s.mu.
+func (s *netSplit) apply(c *splitConn) {
+	cut := s.cut[link(c.from, s.node[c.addr])]
+	if cut && !s.blackhole {
+		_ = c.Close()
 	}
-	return nil
+	c.silence(cut)
 }
 
 // isolate cuts node id off from every other node.
@@ -89,22 +191,34 @@ func (s *netSplit) isolate(id string) {
 			s.cut[link(id, other)] = true
 		}
 	}
-	live := s.conns[:0]
-	for _, sc := range s.conns {
-		if s.cut[link(sc.from, s.node[sc.addr])] {
-			_ = sc.c.Close()
-			continue
-		}
-		live = append(live, sc)
+	for _, c := range s.conns {
+		s.apply(c)
 	}
-	s.conns = live
 }
 
-// heal restores every link.
+// closeAll closes every connection dialed through s and fails hanging
+// dials, so that the nodes' shutdown does not wait for black-holed ones to
+// time out.
+func (s *netSplit) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.closed)
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// heal restores every link; black-holed connections deliver what they
+// held back.
 func (s *netSplit) heal() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.cut)
+	close(s.healed)
+	s.healed = make(chan struct{})
+	for _, c := range s.conns {
+		s.apply(c)
+	}
 }
 
 // waitFor polls cond every 20 ms until it holds or d passes.
@@ -119,23 +233,33 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // TestClusterPartitionedLeader cuts the Raft leader of a three-node hub
-// cluster off from the other two (Raft paper, Sections 5.2 and 5.4): the
-// majority elects a new leader and keeps accepting writes; the isolated
-// node steps down, reports unready, and a write through it fails with
-// provider.ErrUnavailable (503 at the federation endpoints) and is never
-// applied anywhere, not even after the partition heals. Once healed, the
-// old leader catches up to the same digest and accepts writes again
-// (forwarded to the new leader).
+// cluster off from the other two (Raft paper, Sections 5.2 and 5.4), once
+// with refused connections and once with a black hole (nothing arrives,
+// nothing fails): the majority elects a new leader and keeps accepting
+// writes; the isolated node steps down, reports unready, and a write
+// through it fails with provider.ErrUnavailable (503 at the federation
+// endpoints) and is never applied anywhere, not even after the partition
+// heals. Once healed, the old leader catches up to the same digest and
+// accepts writes again (forwarded to the new leader).
 func TestClusterPartitionedLeader(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		blackhole bool
+	}{{"refused", false}, {"black-holed", true}} {
+		t.Run(tc.name, func(t *testing.T) { testPartitionedLeader(t, newNetSplit(tc.blackhole)) })
+	}
+}
+
+func testPartitionedLeader(t *testing.T, split *netSplit) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const applyTimeout = time.Second
-	split := newNetSplit()
 	c := startDevCluster(t, ctx, func(cfg *Config) {
 		cfg.ApplyTimeout = Duration(applyTimeout)
 		split.add(cfg.Raft.NodeID, cfg.Raft.Bind)
 		cfg.RaftDialContext = split.dialer(cfg.Raft.NodeID)
 	}, false)
+	t.Cleanup(split.closeAll) // runs before the cluster's cleanup
 	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
 	if _, err := c.ds[0].Provider().RegisterClient(ctx, alice.Cred, alice.Pub); err != nil {
 		t.Fatal(err)
@@ -175,9 +299,10 @@ func TestClusterPartitionedLeader(t *testing.T) {
 	if other == next {
 		other = majority[1]
 	}
-	if _, err := other.Provider().RegisterClient(ctx, carol.Cred, carol.Pub); err != nil {
-		t.Fatalf("write through the majority's follower: %v", err)
-	}
+	// Right after the election the write may be refused as unavailable
+	// (the follower still learning the new leader, the leader still
+	// committing its first entry): a client retries, as on any 503.
+	registerRetrying(t, ctx, other, carol)
 
 	split.heal()
 	if err := old.WaitReady(ctx); err != nil {
@@ -189,8 +314,25 @@ func TestClusterPartitionedLeader(t *testing.T) {
 			t.Fatalf("%s: the write refused during the partition: %v, want ErrUnknownClient", d.Node().ID(), err)
 		}
 	}
-	if _, err := old.Provider().RegisterClient(ctx, bob.Cred, bob.Pub); err != nil {
-		t.Fatalf("write through the old leader after healing: %v", err)
-	}
+	registerRetrying(t, ctx, old, bob)
 	c.agree(t, ctx, bob.Client)
+}
+
+// registerRetrying registers cl through d, retrying while d answers
+// provider.ErrUnavailable for up to 15 s; registering is idempotent.
+func registerRetrying(t *testing.T, ctx context.Context, d *Daemon, cl *providertest.Client) {
+	t.Helper()
+	for attempt, deadline := 1, time.Now().Add(15*time.Second); ; attempt++ {
+		_, err := d.Provider().RegisterClient(ctx, cl.Cred, cl.Pub)
+		if err == nil {
+			if attempt > 1 {
+				t.Logf("registered %s through %s at attempt %d", cl.Client, d.Node().ID(), attempt)
+			}
+			return
+		}
+		if !errors.Is(err, provider.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("register %s through %s (attempt %d): %v", cl.Client, d.Node().ID(), attempt, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
