@@ -45,7 +45,8 @@
 //	raft.node_id, raft.bind, raft.advertise, raft.bootstrap, raft.peers[{id, addr}],
 //	raft.tls.{cert_file,key_file,ca_files}, raft.allowed_names,
 //	raft.heartbeat_timeout, raft.election_timeout, raft.snapshot_interval,
-//	raft.snapshot_threshold       -raft-id, -raft-bind, -raft-advertise, -raft-bootstrap,
+//	raft.snapshot_threshold, raft.trailing_logs
+//	                              -raft-id, -raft-bind, -raft-advertise, -raft-bootstrap,
 //	                              -raft-peer id=addr, -raft-cert, -raft-key, -raft-ca
 //	metrics_listen                -metrics-listen (default 127.0.0.1:9464; "" disables)
 //	admin.listen, admin.token_file, admin.token, admin.client_ca_files,

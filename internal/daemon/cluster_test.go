@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -229,4 +231,74 @@ func TestClusterLossOfQuorum(t *testing.T) {
 		t.Fatalf("write after the quorum is back: %v", err)
 	}
 	c.agree(t, ctx, bob.Client)
+}
+
+// TestClusterWipedNodeRejoins stops a hub node, deletes its data
+// directory, and restarts it with the same identity while the leader's
+// log has been compacted past everything the node had (Raft paper,
+// Section 7): the node must install the leader's snapshot (the event log
+// and every projection), apply what follows, and end with the leader's
+// digest and log head; its own log verifies, and it serves writes again.
+func TestClusterWipedNodeRejoins(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startDevCluster(t, ctx, func(cfg *Config) {
+		cfg.Raft.SnapshotThreshold = 4
+		cfg.Raft.TrailingLogs = 2
+	}, false)
+	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
+	registerRetrying(t, ctx, c.ds[0], alice)
+	c.agree(t, ctx, alice.Client)
+
+	leader := c.leader(t)
+	victim := 0
+	for c.ds[victim] == leader {
+		victim++
+	}
+	if err := c.ds[victim].Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.ds[victim] = nil
+	if err := os.RemoveAll(c.cfgs[victim].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	// Enough writes, then a snapshot, so that the log no longer starts
+	// where the wiped node must begin.
+	var last *providertest.Client
+	for i := range 8 {
+		last = providertest.NewClient(t, "a.example", fmt.Sprintf("user%d", i), fmt.Sprintf("dev%d", i))
+		registerRetrying(t, ctx, leader, last)
+	}
+	if err := leader.Node().Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if st := leader.Node().Status(); st.LastSnapshotIndex <= 2 {
+		t.Fatalf("leader's snapshot at index %d; the log was not compacted", st.LastSnapshotIndex)
+	}
+
+	d, err := Start(ctx, c.cfgs[victim])
+	if err != nil {
+		t.Fatalf("restart with an empty data directory: %v", err)
+	}
+	c.ds[victim] = d
+	if err := d.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.agree(t, ctx, last.Client)
+	if d.Node().Restores() == 0 {
+		t.Fatal("the wiped node caught up without installing a snapshot")
+	}
+	want, err := leader.Machine().LogHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Machine().LogHead(); err != nil || got != want {
+		t.Fatalf("log head %+v, %v; leader's %+v", got, err, want)
+	}
+	if rep, err := d.Machine().VerifyLog(); err != nil || len(rep.Corruptions) > 0 || rep.Records != want.Seq {
+		t.Fatalf("the installed log does not verify: %v, %+v", err, rep)
+	}
+	carol := providertest.NewClient(t, "a.example", "carol", "carol1")
+	registerRetrying(t, ctx, d, carol)
+	c.agree(t, ctx, carol.Client)
 }

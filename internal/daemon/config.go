@@ -247,6 +247,10 @@ type RaftConfig struct {
 	// SnapshotInterval and SnapshotThreshold (zero: Raft's defaults).
 	SnapshotInterval  Duration `json:"snapshot_interval,omitempty"`
 	SnapshotThreshold uint64   `json:"snapshot_threshold,omitempty"`
+	// TrailingLogs is how many log entries a snapshot leaves behind
+	// (zero: Raft's default, 10240): a peer further behind than that
+	// catches up by installing a snapshot.
+	TrailingLogs uint64 `json:"trailing_logs,omitempty"`
 }
 
 // Clustered reports whether the node uses the network transport.

@@ -489,6 +489,7 @@ func (d *Daemon) raftConfig(p *pki) (raftnode.Config, error) {
 		ElectionTimeout:   time.Duration(r.ElectionTimeout),
 		SnapshotInterval:  time.Duration(r.SnapshotInterval),
 		SnapshotThreshold: r.SnapshotThreshold,
+		TrailingLogs:      r.TrailingLogs,
 	}
 	if !r.Clustered() {
 		// A single voter on the in-memory transport: no network, so the
