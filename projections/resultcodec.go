@@ -23,7 +23,7 @@ var resultSentinels = []error{
 	ErrKeyPackageUnknown, ErrKeyPackageExists, ErrKeyPackageClaimed, ErrKeyPackageExpired,
 	ErrNoKeyPackage, ErrDuplicateNotify, ErrStaleAck, ErrAckBeyondQueue,
 	ErrStorage, ErrCorruptState, ErrClosed, ErrNotFound, ErrDuplicateMessage,
-	ErrGroupBound, ErrDuplicateProposal,
+	ErrGroupBound, ErrDuplicateProposal, ErrReplayedCall, ErrHubKeyDeclared,
 }
 
 // remoteError is a rejection decoded from the wire: its message as the

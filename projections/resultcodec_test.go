@@ -1,21 +1,29 @@
 package projections
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/openmimi/mimi/eventlog"
 )
 
-func TestResultCodecRoundTrip(t *testing.T) {
+// sampleResults is one Result of each shape: events, claims and every
+// kind of rejection.
+func sampleResults() []Result {
 	ev := eventlog.New("mimi://a.example/r/clubhouse", 1234, &eventlog.ClientRegistered{})
 	if b, ok := ev.Body.(*eventlog.ClientRegistered); ok {
 		b.User, b.Client = "mimi://a.example/u/alice", "mimi://a.example/d/a1"
 	}
 	ev.Seq, ev.RoomSeq = 7, 3
 	kp := KeyPackage{Ref: []byte{1, 2}, Client: "mimi://b.example/d/b1", CipherSuite: 1, NotAfter: 99, Data: []byte{9}, Claimed: true, Claimer: "mimi://a.example/u/alice"}
-	results := []Result{
+	return []Result{
 		{},
 		{Duplicate: true},
 		{Events: []eventlog.Event{ev}, Claims: []ClaimResult{{Client: "mimi://b.example/d/b1", Found: true, KeyPackage: kp, Seq: 7}, {Client: "mimi://b.example/d/b2"}}},
@@ -24,6 +32,11 @@ func TestResultCodecRoundTrip(t *testing.T) {
 		{Err: fmt.Errorf("claim: %w", ErrKeyPackageClaimed)},
 		{Err: errors.New("something else")},
 	}
+}
+
+func TestResultCodecRoundTrip(t *testing.T) {
+	results := sampleResults()
+	kp := results[2].Claims[0].KeyPackage
 	var c ResultCodec
 	for i, r := range results {
 		b, err := c.EncodeResult(r)
@@ -59,11 +72,96 @@ func TestResultCodecRoundTrip(t *testing.T) {
 	}
 }
 
-func mustEncode(t *testing.T, r Result) []byte {
+// TestResultCodecCarriesEverySentinel: every sentinel error the package
+// declares survives the trip from the leader to a forwarding follower, so
+// that callers there can branch on it with errors.Is. The list is read
+// from errors.go, so a new sentinel fails here until it is added to
+// resultSentinels (or named below as one no Result carries).
+func TestResultCodecCarriesEverySentinel(t *testing.T) {
+	notInResults := map[string]bool{
+		"ErrReplayDiverged": true, // replay and audit reports
+		"ErrBadSnapshot":    true, // Restore
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// name -> message of every `ErrX = errors.New("...")`.
+	declared := map[string]string{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.VAR {
+			continue
+		}
+		for _, sp := range g.Specs {
+			vs := sp.(*ast.ValueSpec)
+			for i, n := range vs.Names {
+				if !strings.HasPrefix(n.Name, "Err") || notInResults[n.Name] || i >= len(vs.Values) {
+					continue
+				}
+				call, ok := vs.Values[i].(*ast.CallExpr)
+				if !ok || len(call.Args) != 1 {
+					continue
+				}
+				lit, ok := call.Args[0].(*ast.BasicLit)
+				if !ok {
+					continue
+				}
+				msg, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				declared[n.Name] = msg
+			}
+		}
+	}
+	if len(declared) < 20 {
+		t.Fatalf("read only %d sentinels from errors.go", len(declared))
+	}
+	var c ResultCodec
+	carried := map[string]bool{}
+	for _, s := range resultSentinels {
+		got, err := c.DecodeResult(mustEncode(t, Result{Err: fmt.Errorf("context: %w", s)}))
+		if err != nil || !errors.Is(got.Err, s) {
+			t.Fatalf("%v does not survive the trip: %v, %v", s, got.Err, err)
+		}
+		carried[s.Error()] = true
+	}
+	for name, msg := range declared {
+		if !carried[msg] {
+			t.Errorf("%s is not in resultSentinels: a follower forwarding a command would lose it", name)
+		}
+	}
+}
+
+func mustEncode(t testing.TB, r Result) []byte {
 	t.Helper()
 	b, err := ResultCodec{}.EncodeResult(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// FuzzDecodeResult: a result forwarded by the Raft leader (raftnode's
+// forwarding protocol; another cluster node's bytes) decodes without
+// panicking, and what decodes re-encodes to exactly the input (the
+// encoding is canonical).
+func FuzzDecodeResult(f *testing.F) {
+	for _, r := range sampleResults() {
+		b := mustEncode(f, r)
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c ResultCodec
+		r, err := c.DecodeResult(b)
+		if err != nil {
+			return
+		}
+		out, err := c.EncodeResult(r)
+		if err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("re-encoding differs (%v):\n in %x\nout %x", err, b, out)
+		}
+	})
 }
