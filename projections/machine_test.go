@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
@@ -523,6 +524,22 @@ func TestSnapshotRestore(t *testing.T) {
 		"flipped byte":    flip(snap, len(snap)/3),
 		"flipped trailer": flip(snap, len(snap)-1),
 		"bad magic":       flip(snap, 0),
+	}
+	// Valid checksums over records that do not decode: refused before the
+	// swap, not after it (which would leave a Machine that cannot open).
+	body := snap[:len(snap)-sha256.Size]
+	for name, key := range map[string]string{"bad applied index": "m/applied", "bad log head": "e/H", "bad cursor": "p/icur/"} {
+		edited := false
+		damaged[name] = rewriteSnapshot(t, body, func(k, v []byte) []byte {
+			if !bytes.HasPrefix(k, []byte(key)) {
+				return v
+			}
+			edited = true
+			return []byte{1}
+		})
+		if !edited {
+			t.Fatalf("%s: no %s record in the snapshot", name, key)
+		}
 	}
 	for name, b := range damaged {
 		err := dst.m.Restore(bytes.NewReader(b))

@@ -440,8 +440,29 @@ func (m *Machine) load(path string, r io.Reader) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return storageErr("restore commit", err)
 	}
+	if err := checkRestored(db); err != nil {
+		return err
+	}
 	if err := db.Flush(); err != nil {
 		return storageErr("restore flush", err)
+	}
+	return nil
+}
+
+// checkRestored reads from a loaded dump what opening it reads (the
+// applied index, the log head, the delivery cursors), so that a dump with
+// a valid checksum but a bad record is refused before the commit point
+// instead of leaving a Machine that cannot open.
+func checkRestored(db *pebble.DB) error {
+	if _, err := readApplied(db); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	if _, err := eventlog.ReadHead(db); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	var cursors cursorTable
+	if err := cursors.load(db); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	return nil
 }
