@@ -31,7 +31,7 @@ const (
 // nopProvider is a client.Provider that is never called.
 type nopProvider struct{ client.Provider }
 
-func newSDKClient(t *testing.T) *client.Client {
+func newSDKClient(t testing.TB) *client.Client {
 	t.Helper()
 	c, err := client.New(user, cl, suite, nopProvider{}, nil)
 	if err != nil {
@@ -71,6 +71,34 @@ func TestSignerFor(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// FuzzSignerFromState: a client's saved state (a local file, possibly
+// corrupt) yields a Signer or an error wrapping ErrInvalidSigner, never a
+// panic, and an accepted Signer is one NewSigner accepts with the same
+// public key. Only a prefix of the state is read, so bytes are not
+// compared.
+func FuzzSignerFromState(f *testing.F) {
+	st, err := newSDKClient(f).Save()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(st)
+	f.Add(st[:60])
+	f.Add([]byte("mimi-client-state"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := remote.SignerFromState(b)
+		if err != nil {
+			if !errors.Is(err, remote.ErrInvalidSigner) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		s2, err := remote.NewSigner(s.Client, s.Suite, s.Priv)
+		if err != nil || string(s2.PublicKey()) != string(s.PublicKey()) {
+			t.Fatalf("accepted signer %+v is not valid: %v", s, err)
+		}
+	})
 }
 
 // stub is a ClientService that checks every call's signature with the

@@ -131,3 +131,24 @@ func FuzzRatchetTree(f *testing.F) {
 		fuzzRoundTrip(t, b, func() *wire.ExternalSenders { return new(wire.ExternalSenders) })
 	})
 }
+
+// FuzzCredential covers the credentials decoded on their own: a client's
+// RegisterClient call carries one (httpapi/clientapi), and a provider's
+// HubSender answer an ExternalSender (client/remote). Seeded with the
+// credentials of the KeyPackages of messages.json.
+func FuzzCredential(f *testing.F) {
+	for _, v := range loadSeedMessages(f) {
+		m, err := wire.UnmarshalMLSMessage(v.MLSKeyPackage)
+		if err != nil || m.KeyPackage == nil {
+			f.Fatalf("messages.json key package: %v", err)
+		}
+		ln := &m.KeyPackage.LeafNode
+		f.Add(codec.MustMarshal(&ln.Credential))
+		f.Add(codec.MustMarshal(&wire.ExternalSender{SignatureKey: ln.SignatureKey, Credential: ln.Credential}))
+	}
+	f.Add(codec.MustMarshal(&wire.Credential{Type: wire.CredentialX509, Certificates: [][]byte{{1}, {2, 3}}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzRoundTrip(t, b, func() *wire.Credential { return new(wire.Credential) })
+		fuzzRoundTrip(t, b, func() *wire.ExternalSender { return new(wire.ExternalSender) })
+	})
+}
