@@ -18,6 +18,15 @@ const (
 	envKills    = "MIMI_CHAOS_KILLS"
 	// envUnpinned routes the setup through any hub node (Config.UnpinnedSetup).
 	envUnpinned = "MIMI_CHAOS_UNPINNED_SETUP"
+	// envMembership turns the membership actors on
+	// (Config.MembershipEvery, a duration such as 2s). They are off by
+	// default: with them, runs find a resent message answered epochTooOld
+	// although the hub had accepted it, and a committer at a follower
+	// provider that cannot decrypt messages of epochs it committed past
+	// (the hub's fanout waits for its periodic scan after writes
+	// forwarded by other nodes), so the test would fail now and then
+	// until those are fixed.
+	envMembership = "MIMI_CHAOS_MEMBERSHIP"
 	// envKeep keeps the work directory (logs, data) in this directory.
 	envKeep = "MIMI_CHAOS_DIR"
 )
@@ -55,6 +64,13 @@ func TestChaosHubKill(t *testing.T) {
 		}
 		cfg.Kills = n
 	}
+	if s := os.Getenv(envMembership); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("%s: %v", envMembership, err)
+		}
+		cfg.MembershipEvery = d
+	}
 	cfg.UnpinnedSetup = os.Getenv(envUnpinned) == "1"
 	cfg.Dir = t.TempDir()
 	if d := os.Getenv(envKeep); d != "" {
@@ -79,8 +95,11 @@ func TestChaosHubKill(t *testing.T) {
 	if len(res.Kills) < cfg.Kills {
 		t.Errorf("only %d kills, want at least %d", len(res.Kills), cfg.Kills)
 	}
-	if res.Acked == 0 || res.Report.DeliveriesChecked == 0 {
+	if res.Acked == 0 || res.Report.DeliveriesChecked == 0 || res.StatesChecked == 0 {
 		t.Errorf("nothing checked: %s", res.Summary())
+	}
+	if cfg.MembershipEvery > 0 && (res.Adds == 0 || res.Removes == 0) {
+		t.Errorf("no membership change: %s", res.Summary())
 	}
 	for _, p := range res.Report.Problems {
 		t.Errorf("%s", p)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // EntryKind says what a hub log entry is (draft-ralston-mimi-protocol-02,
@@ -49,6 +50,10 @@ type LogEntry struct {
 	Seq, RoomSeq uint64
 	Room         string
 	Kind         EntryKind
+	// Epoch is the MLS epoch the message was sent in (RFC 9420, Section
+	// 6: a commit's is the epoch it ends), or for KindCreated the epoch
+	// of the room's first GroupInfo.
+	Epoch uint64
 	// Message is the MLSMessage fanned out (nil for KindCreated).
 	Message []byte
 	// Welcome is a commit's Welcome MLSMessage, if any.
@@ -61,35 +66,45 @@ type LogEntry struct {
 	Sender string
 }
 
-// Submit is one application message a client submitted through its
-// provider (draft-ralston-mimi-protocol-02, Section 5.4), with what the
-// client learned of its outcome.
+// Submit is one application message (draft-ralston-mimi-protocol-02,
+// Section 5.4) or commit (Section 5.3) a client submitted through its
+// provider, with what the client learned of its outcome.
 type Submit struct {
 	Client, Room string
 	// Message is the submitted MLSMessage; every retry sent these bytes.
 	Message []byte
-	// Label is the plaintext the client encrypted.
+	// Label is the plaintext the client encrypted, or the change a commit
+	// makes.
 	Label string
-	// Acked: the provider answered SubmitAccepted.
+	// Acked: the provider answered accepted (success for a commit).
 	Acked bool
-	// Attempts is the number of SubmitMessage calls made (1 = no retry).
-	Attempts int
+	// Refusal describes the answer when it was another response code;
+	// empty when accepted or when no answer came.
+	Refusal string
+	// Attempts is the number of calls made (1 = no retry); Sent and
+	// Answered are the times of the first call and of the answer (zero
+	// if none came).
+	Attempts       int
+	Sent, Answered time.Time
 }
 
 // Delivery is one entry of a client's inbox (Section 5.5 as delivered to a
-// client): its inbox position, room and MLSMessage.
+// client): its inbox position, room and MLSMessage, and when the client
+// read it.
 type Delivery struct {
 	Pos     uint64
 	Room    string
 	Message []byte
+	Read    time.Time
 }
 
 // CheckInput is what Check compares.
 type CheckInput struct {
 	// Log is the hub's log (every room), in log order.
 	Log []LogEntry
-	// Submits are all application messages the clients submitted.
-	Submits []Submit
+	// Submits are all application messages the clients submitted,
+	// Commits all their commits.
+	Submits, Commits []Submit
 	// Received maps each client URI to its inbox entries in position
 	// order. Every client of the run must be present.
 	Received map[string][]Delivery
@@ -104,10 +119,19 @@ const (
 	ProblemLostAtHub ProblemKind = "acked-not-in-hub-log"
 	// ProblemDuplicateAtHub: a submission is in the hub log more than once.
 	ProblemDuplicateAtHub ProblemKind = "duplicate-in-hub-log"
-	// ProblemPhantomAtHub: the hub log holds an application message no
-	// client submitted.
+	// ProblemPhantomAtHub: the hub log holds an application message or
+	// commit no client submitted.
 	ProblemPhantomAtHub ProblemKind = "hub-message-not-submitted"
-	// ProblemLost: a member did not receive a room event.
+	// ProblemRefusedAtHub: a submission whose last answer was a refusal
+	// (epochTooOld, wrongEpoch, notAllowed, ...) is in the hub log: the
+	// client believes it was not accepted, and sends the plaintext again
+	// or its group stays behind the room's.
+	ProblemRefusedAtHub ProblemKind = "refused-but-in-hub-log"
+	// ProblemEpoch: the hub log holds a message of another MLS epoch than
+	// the room's at its position (RFC 9420, Section 6).
+	ProblemEpoch ProblemKind = "wrong-epoch-in-hub-log"
+	// ProblemLost: a member did not receive a room event, or a client
+	// added by a commit its Welcome.
 	ProblemLost ProblemKind = "lost-delivery"
 	// ProblemDuplicate: a client received the same message more than once.
 	ProblemDuplicate ProblemKind = "duplicate-delivery"
@@ -159,13 +183,22 @@ func (p Problem) String() string {
 
 // CheckReport is the result of Check.
 type CheckReport struct {
-	// Acked, Unacked and Retried count submissions (Retried: more than
-	// one attempt; AckedRetried: of those, acknowledged).
+	// Acked, Unacked and Retried count application message submissions
+	// (Retried: more than one attempt; AckedRetried: of those,
+	// acknowledged).
 	Acked, Unacked, Retried, AckedRetried int
+	// CommitsAcked and CommitsRetried count the commits acknowledged, and
+	// those sent more than once.
+	CommitsAcked, CommitsRetried int
 	// HubMessages is the number of application messages in the hub log.
 	HubMessages int
-	// DeliveriesChecked is the number of (member, room event) pairs that
-	// had to be received exactly once, in order.
+	// Joins counts the clients' memberships that began with a commit
+	// (whose Welcome they had to receive), Removals those that a commit
+	// ended.
+	Joins, Removals int
+	// DeliveriesChecked is the number of (member, room event) pairs and
+	// (added client, Welcome) pairs that had to be received exactly
+	// once, in order.
 	DeliveriesChecked int
 	// Problems lists every violation; empty means the run passed.
 	Problems []Problem
@@ -192,21 +225,60 @@ func short(b []byte) string {
 	return hex.EncodeToString(h[:6])
 }
 
+// membership is one period of a client's membership in a room, in room
+// sequence numbers: (join, leave], leave 0 while it lasts. welcome is the
+// Welcome of the commit that began it, if any.
+type membership struct {
+	join, leave uint64
+	welcome     []byte
+}
+
+func (m membership) holds(roomSeq uint64) bool {
+	return roomSeq > m.join && (m.leave == 0 || roomSeq <= m.leave)
+}
+
+// memberships returns a client's memberships of a room from the member
+// lists of its created and commit entries.
+func memberships(entries []*LogEntry, c string) []membership {
+	var out []membership
+	member := false
+	for _, e := range entries {
+		if e.Kind != KindCreated && e.Kind != KindCommit {
+			continue
+		}
+		in := slices.Contains(e.Members, c)
+		switch {
+		case !member && in:
+			out = append(out, membership{join: e.RoomSeq, welcome: e.Welcome})
+		case member && !in:
+			out[len(out)-1].leave = e.RoomSeq
+		}
+		member = in
+	}
+	return out
+}
+
 // Check compares every client's received sequence with the hub's log
-// (draft-ralston-mimi-protocol-02, Sections 5.4 and 5.5):
+// (draft-ralston-mimi-protocol-02, Sections 5.3 to 5.5):
 //
-//  1. every acknowledged submission appears in the hub log exactly once,
-//     an unacknowledged one at most once, and the log holds no
-//     application message that no client submitted;
-//  2. a client is a member of a room from the first created/commit entry
-//     whose member list names it up to (and including) the first later
-//     commit whose list does not; it must receive every message, proposal
-//     and commit of the room after it joined exactly once, except its own
-//     submissions and the entries the hub recorded with it as sender,
-//     which it may receive at most once (echo suppression is best effort);
-//  3. everything a client received in a room (its own echoes included) is
-//     in the hub log, and in the hub log's order; Welcomes are matched
-//     against the commits' Welcomes and may arrive at most once.
+//  1. every acknowledged submission (application message or commit)
+//     appears in the hub log exactly once, an unacknowledged one at most
+//     once, a refused one not at all, and the log holds no application
+//     message or commit that no client submitted;
+//  2. every message of the log is of the room's MLS epoch at its
+//     position (a commit ends its epoch);
+//  3. a client is a member of a room from each created/commit entry whose
+//     member list names it (after one that did not) up to and including
+//     the next commit whose list does not: it must receive the Welcome of
+//     the commit that added it, and every message, proposal and commit of
+//     the room during its membership (the commit removing it included,
+//     Section 5.5), exactly once, except its own submissions and the
+//     entries the hub recorded with it as sender, which it may receive at
+//     most once (echo suppression is best effort). An application message
+//     thus reaches exactly the members of the epoch it was accepted in;
+//  4. everything a client received in a room (its own echoes included) is
+//     in the hub log, within its membership, and in the hub log's order;
+//     a Welcome only that of a commit that added it, at most once.
 func Check(in CheckInput) *CheckReport {
 	rep := &CheckReport{}
 	add := func(p Problem) { rep.Problems = append(rep.Problems, p) }
@@ -229,13 +301,41 @@ func Check(in CheckInput) *CheckReport {
 			rep.HubMessages++
 		}
 	}
+	roomIDs := make([]string, 0, len(rooms))
+	for r := range rooms {
+		roomIDs = append(roomIDs, r)
+	}
+	sort.Strings(roomIDs)
 
 	// 1. Submissions against the hub log.
 	submitted := map[digest]*Submit{}
-	for i := range in.Submits {
-		s := &in.Submits[i]
+	checkSubmit := func(s *Submit, kind EntryKind) {
 		h := sha256.Sum256(s.Message)
 		submitted[h] = s
+		retried := s.Attempts > 1
+		n := 0
+		for _, e := range byMsg[h] {
+			if e.Kind == kind && e.Room == s.Room {
+				n++
+			}
+		}
+		what := fmt.Sprintf("%s %q (%d attempt(s))", kind, s.Label, s.Attempts)
+		switch {
+		case s.Acked && n == 0:
+			add(Problem{Kind: ProblemLostAtHub, Client: s.Client, Room: s.Room, Message: short(s.Message), Retried: retried,
+				Detail: what + " acknowledged, not in the hub log"})
+		case n > 1:
+			add(Problem{Kind: ProblemDuplicateAtHub, Client: s.Client, Room: s.Room, Message: short(s.Message), Retried: retried,
+				Detail: fmt.Sprintf("%s (acked=%v) is in the hub log %d times", what, s.Acked, n)})
+		case s.Refusal != "" && n > 0:
+			e := byMsg[h][0]
+			add(Problem{Kind: ProblemRefusedAtHub, Client: s.Client, Room: s.Room, Message: short(s.Message), Retried: retried,
+				Detail: fmt.Sprintf("%s was answered %s, but the hub log holds it at room seq %d (log seq %d, epoch %d)", what, s.Refusal, e.RoomSeq, e.Seq, e.Epoch)})
+		}
+	}
+	for i := range in.Submits {
+		s := &in.Submits[i]
+		checkSubmit(s, KindMessage)
 		retried := s.Attempts > 1
 		if retried {
 			rep.Retried++
@@ -248,42 +348,51 @@ func Check(in CheckInput) *CheckReport {
 		} else {
 			rep.Unacked++
 		}
-		n := 0
-		for _, e := range byMsg[h] {
-			if e.Kind == KindMessage && e.Room == s.Room {
-				n++
-			}
+	}
+	for i := range in.Commits {
+		s := &in.Commits[i]
+		checkSubmit(s, KindCommit)
+		if s.Acked {
+			rep.CommitsAcked++
 		}
-		switch {
-		case s.Acked && n == 0:
-			add(Problem{Kind: ProblemLostAtHub, Client: s.Client, Room: s.Room, Message: short(s.Message), Retried: retried,
-				Detail: fmt.Sprintf("%q acknowledged after %d attempt(s), not in the hub log", s.Label, s.Attempts)})
-		case n > 1:
-			add(Problem{Kind: ProblemDuplicateAtHub, Client: s.Client, Room: s.Room, Message: short(s.Message), Retried: retried,
-				Detail: fmt.Sprintf("%q (acked=%v, %d attempt(s)) is in the hub log %d times", s.Label, s.Acked, s.Attempts, n)})
+		if s.Attempts > 1 {
+			rep.CommitsRetried++
 		}
 	}
 	for i := range in.Log {
 		e := &in.Log[i]
-		if e.Kind == KindMessage {
+		if e.Kind == KindMessage || e.Kind == KindCommit {
 			if _, ok := submitted[sha256.Sum256(e.Message)]; !ok {
 				add(Problem{Kind: ProblemPhantomAtHub, Room: e.Room, Message: short(e.Message),
-					Detail: fmt.Sprintf("log seq %d room seq %d, sender %s", e.Seq, e.RoomSeq, e.Sender)})
+					Detail: fmt.Sprintf("%s at log seq %d room seq %d, sender %s", e.Kind, e.Seq, e.RoomSeq, e.Sender)})
 			}
 		}
 	}
 
-	// 2 and 3. Every client against the log.
+	// 2. Epochs.
+	for _, r := range roomIDs {
+		var epoch uint64
+		for _, e := range rooms[r] {
+			if e.Kind == KindCreated {
+				epoch = e.Epoch
+				continue
+			}
+			if e.Epoch != epoch {
+				add(Problem{Kind: ProblemEpoch, Room: r, Message: short(e.Message),
+					Detail: fmt.Sprintf("%s at room seq %d (log seq %d) is of epoch %d, the room is at epoch %d", e.Kind, e.RoomSeq, e.Seq, e.Epoch, epoch)})
+			}
+			if e.Kind == KindCommit {
+				epoch = e.Epoch + 1
+			}
+		}
+	}
+
+	// 3 and 4. Every client against the log.
 	clients := make([]string, 0, len(in.Received))
 	for c := range in.Received {
 		clients = append(clients, c)
 	}
 	sort.Strings(clients)
-	roomIDs := make([]string, 0, len(rooms))
-	for r := range rooms {
-		roomIDs = append(roomIDs, r)
-	}
-	sort.Strings(roomIDs)
 	for _, c := range clients {
 		recv := in.Received[c]
 		own := func(e *LogEntry) bool {
@@ -293,16 +402,25 @@ func Check(in CheckInput) *CheckReport {
 			s, ok := submitted[sha256.Sum256(e.Message)]
 			return ok && s.Client == c
 		}
-		// Welcomes: at most once each; everything else grouped by room.
-		seenWelcome := map[digest]bool{}
+		ms := map[string][]membership{}
+		for _, r := range roomIDs {
+			ms[r] = memberships(rooms[r], c)
+		}
+		// Welcomes: only those of commits that added the client, at most
+		// once each; everything else grouped by room.
+		seenWelcome := map[digest]int{}
 		byRoom := map[string][]Delivery{}
 		for _, d := range recv {
 			h := sha256.Sum256(d.Message)
-			if _, ok := welcomes[h]; ok {
-				if seenWelcome[h] {
+			if e, ok := welcomes[h]; ok {
+				seenWelcome[h]++
+				switch {
+				case seenWelcome[h] > 1:
 					add(Problem{Kind: ProblemDuplicate, Client: c, Room: d.Room, Message: short(d.Message), Detail: fmt.Sprintf("Welcome received again at inbox position %d", d.Pos)})
+				case d.Room != e.Room || !slices.ContainsFunc(ms[e.Room], func(m membership) bool { return m.join == e.RoomSeq }):
+					add(Problem{Kind: ProblemUnknown, Client: c, Room: d.Room, Message: short(d.Message),
+						Detail: fmt.Sprintf("inbox position %d: the Welcome of the commit at room seq %d of %s, which did not add the client", d.Pos, e.RoomSeq, e.Room)})
 				}
-				seenWelcome[h] = true
 				continue
 			}
 			byRoom[d.Room] = append(byRoom[d.Room], d)
@@ -315,25 +433,22 @@ func Check(in CheckInput) *CheckReport {
 			}
 		}
 		for _, r := range roomIDs {
-			entries := rooms[r]
-			// Membership window (room seqs): (join, leave].
-			var join, leave uint64
-			member := false
-			for _, e := range entries {
-				if e.Kind != KindCreated && e.Kind != KindCommit {
-					continue
+			entries, mem := rooms[r], ms[r]
+			for _, m := range mem {
+				if m.welcome != nil {
+					rep.Joins++
+					rep.DeliveriesChecked++
+					if seenWelcome[sha256.Sum256(m.welcome)] == 0 {
+						add(Problem{Kind: ProblemLost, Client: c, Room: r, Message: short(m.welcome),
+							Detail: fmt.Sprintf("the Welcome of the commit at room seq %d that added the client never received", m.join)})
+					}
 				}
-				in := slices.Contains(e.Members, c)
-				switch {
-				case !member && in && leave == 0:
-					member, join = true, e.RoomSeq
-				case member && !in:
-					member, leave = false, e.RoomSeq
+				if m.leave != 0 {
+					rep.Removals++
 				}
 			}
-			joined := join > 0
 			inWindow := func(e *LogEntry) bool {
-				return joined && e.RoomSeq > join && (leave == 0 || e.RoomSeq <= leave)
+				return slices.ContainsFunc(mem, func(m membership) bool { return m.holds(e.RoomSeq) })
 			}
 			// What was received, in the hub's terms.
 			count := map[digest]int{}
@@ -354,7 +469,7 @@ func Check(in CheckInput) *CheckReport {
 					add(Problem{Kind: ProblemUnknown, Client: c, Room: r, Message: short(d.Message), Detail: fmt.Sprintf("inbox position %d: not in the hub log", d.Pos)})
 					continue
 				case !inWindow(le):
-					add(Problem{Kind: ProblemUnknown, Client: c, Room: r, Message: short(d.Message), Detail: fmt.Sprintf("inbox position %d: room seq %d is outside the client's membership (%d, %d]", d.Pos, le.RoomSeq, join, leave)})
+					add(Problem{Kind: ProblemUnknown, Client: c, Room: r, Message: short(d.Message), Detail: fmt.Sprintf("inbox position %d: %s at room seq %d is outside the client's memberships %s", d.Pos, le.Kind, le.RoomSeq, formatMemberships(mem))})
 					continue
 				case count[h] > 1:
 					s := submitted[h]
@@ -368,7 +483,8 @@ func Check(in CheckInput) *CheckReport {
 				}
 				lastRS, lastPos = max(lastRS, le.RoomSeq), d.Pos
 			}
-			// Everything of the window, except own entries, must be there.
+			// Everything of the memberships, except own entries, must be
+			// there.
 			for _, e := range entries {
 				if e.Message == nil || !inWindow(e) || own(e) {
 					continue
@@ -383,4 +499,20 @@ func Check(in CheckInput) *CheckReport {
 		}
 	}
 	return rep
+}
+
+// formatMemberships formats memberships as (join, leave] intervals.
+func formatMemberships(ms []membership) string {
+	if len(ms) == 0 {
+		return "(none)"
+	}
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		leave := "now"
+		if m.leave != 0 {
+			leave = fmt.Sprint(m.leave)
+		}
+		parts[i] = fmt.Sprintf("(%d, %s]", m.join, leave)
+	}
+	return strings.Join(parts, " ")
 }

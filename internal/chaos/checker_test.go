@@ -6,37 +6,52 @@ import (
 )
 
 // checkFixture is a small room: a1 creates it, adds b1 and c1 in one
-// commit (with a Welcome), then a1, b1 and c1 send one message each and a1
-// commits again.
+// commit (with a Welcome), then a1, b1 and c1 send one message each, a1
+// commits again, removes c1, sends, and adds c1 back (with another
+// Welcome), and b1 sends.
 func checkFixture() CheckInput {
 	const room = "mimi://a.example/r/x"
 	m := func(s string) []byte { return []byte(s) }
+	all, ab := []string{"a1", "b1", "c1"}, []string{"a1", "b1"}
 	log := []LogEntry{
 		{Seq: 3, RoomSeq: 1, Room: room, Kind: KindCreated, Members: []string{"a1"}, Sender: "a1"},
-		{Seq: 5, RoomSeq: 2, Room: room, Kind: KindCommit, Message: m("commit1"), Welcome: m("welcome1"), Members: []string{"a1", "b1", "c1"}, Sender: "a1"},
-		{Seq: 9, RoomSeq: 3, Room: room, Kind: KindMessage, Message: m("msg-a"), Sender: "a1"},
-		{Seq: 10, RoomSeq: 4, Room: room, Kind: KindMessage, Message: m("msg-b"), Sender: "b.example"},
-		{Seq: 12, RoomSeq: 5, Room: room, Kind: KindMessage, Message: m("msg-c"), Sender: "c.example"},
-		{Seq: 14, RoomSeq: 6, Room: room, Kind: KindCommit, Message: m("commit2"), Members: []string{"a1", "b1", "c1"}, Sender: "a1"},
+		{Seq: 5, RoomSeq: 2, Room: room, Kind: KindCommit, Message: m("commit1"), Welcome: m("welcome1"), Members: all, Sender: "a1"},
+		{Seq: 9, RoomSeq: 3, Epoch: 1, Room: room, Kind: KindMessage, Message: m("msg-a"), Sender: "a1"},
+		{Seq: 10, RoomSeq: 4, Epoch: 1, Room: room, Kind: KindMessage, Message: m("msg-b"), Sender: "b.example"},
+		{Seq: 12, RoomSeq: 5, Epoch: 1, Room: room, Kind: KindMessage, Message: m("msg-c"), Sender: "c.example"},
+		{Seq: 14, RoomSeq: 6, Epoch: 1, Room: room, Kind: KindCommit, Message: m("commit2"), Members: all, Sender: "a1"},
+		{Seq: 15, RoomSeq: 7, Epoch: 2, Room: room, Kind: KindCommit, Message: m("commit3"), Members: ab, Sender: "a1"},
+		{Seq: 16, RoomSeq: 8, Epoch: 3, Room: room, Kind: KindMessage, Message: m("msg-d"), Sender: "a1"},
+		{Seq: 18, RoomSeq: 9, Epoch: 3, Room: room, Kind: KindCommit, Message: m("commit4"), Welcome: m("welcome2"), Members: all, Sender: "a1"},
+		{Seq: 19, RoomSeq: 10, Epoch: 4, Room: room, Kind: KindMessage, Message: m("msg-e"), Sender: "b.example"},
 	}
 	subs := []Submit{
 		{Client: "a1", Room: room, Message: m("msg-a"), Label: "a", Acked: true, Attempts: 1},
 		{Client: "b1", Room: room, Message: m("msg-b"), Label: "b", Acked: true, Attempts: 2},
 		{Client: "c1", Room: room, Message: m("msg-c"), Label: "c", Acked: false, Attempts: 3},
+		{Client: "a1", Room: room, Message: m("msg-d"), Label: "d", Acked: true, Attempts: 1},
+		{Client: "b1", Room: room, Message: m("msg-e"), Label: "e", Acked: true, Attempts: 1},
 	}
+	var commits []Submit
+	for _, c := range []string{"commit1", "commit2", "commit3", "commit4"} {
+		commits = append(commits, Submit{Client: "a1", Room: room, Message: m(c), Label: c, Acked: true, Attempts: 1})
+	}
+	commits[2].Attempts = 2
 	d := func(pos uint64, s string) Delivery { return Delivery{Pos: pos, Room: room, Message: m(s)} }
 	recv := map[string][]Delivery{
-		// a1 gets no echo of its own message or commits, b1 gets its
+		// a1 gets no echo of its own messages or commits, b1 gets its
 		// echo: own entries are optional.
-		"a1": {d(1, "msg-b"), d(2, "msg-c")},
-		"b1": {d(1, "welcome1"), d(2, "msg-a"), d(3, "msg-b"), d(4, "msg-c"), d(5, "commit2")},
-		"c1": {d(4, "welcome1"), d(5, "msg-a"), d(6, "msg-b"), d(7, "commit2")},
+		"a1": {d(1, "msg-b"), d(2, "msg-c"), d(3, "msg-e")},
+		"b1": {d(1, "welcome1"), d(2, "msg-a"), d(3, "msg-b"), d(4, "msg-c"), d(5, "commit2"), d(6, "commit3"), d(7, "msg-d"), d(8, "commit4")},
+		// c1 receives its removal, not msg-d, and the Welcome adding it
+		// back.
+		"c1": {d(4, "welcome1"), d(5, "msg-a"), d(6, "msg-b"), d(7, "commit2"), d(8, "commit3"), d(9, "welcome2"), d(10, "msg-e")},
 	}
-	return CheckInput{Log: log, Submits: subs, Received: recv}
+	return CheckInput{Log: log, Submits: subs, Commits: commits, Received: recv}
 }
 
 func clone(in CheckInput) CheckInput {
-	out := CheckInput{Log: slices.Clone(in.Log), Submits: slices.Clone(in.Submits), Received: map[string][]Delivery{}}
+	out := CheckInput{Log: slices.Clone(in.Log), Submits: slices.Clone(in.Submits), Commits: slices.Clone(in.Commits), Received: map[string][]Delivery{}}
 	for k, v := range in.Received {
 		out.Received[k] = slices.Clone(v)
 	}
@@ -52,9 +67,12 @@ func TestCheck(t *testing.T) {
 	if !ok.OK() {
 		t.Fatalf("correct run reported: %v", ok.Problems)
 	}
-	// a1: msg-b, msg-c (its commits and msg-a are own); b1: msg-a, msg-c,
-	// commit2 (msg-b own); c1: msg-a, msg-b, commit2 (msg-c own): 8.
-	if ok.DeliveriesChecked != 8 || ok.Acked != 2 || ok.Unacked != 1 || ok.Retried != 2 || ok.AckedRetried != 1 || ok.HubMessages != 3 {
+	// a1: msg-b, msg-c, msg-e (its commits, msg-a and msg-d are own); b1:
+	// welcome1, msg-a, msg-c, commit2, commit3, msg-d, commit4 (msg-b and
+	// msg-e own); c1: welcome1, msg-a, msg-b, commit2, commit3, welcome2,
+	// msg-e (msg-c own): 17.
+	if ok.DeliveriesChecked != 17 || ok.Acked != 4 || ok.Unacked != 1 || ok.Retried != 2 || ok.AckedRetried != 1 || ok.HubMessages != 5 ||
+		ok.CommitsAcked != 4 || ok.CommitsRetried != 1 || ok.Joins != 3 || ok.Removals != 1 {
 		t.Fatalf("figures: %+v", ok)
 	}
 
@@ -91,12 +109,43 @@ func TestCheck(t *testing.T) {
 		}, ProblemLostAtHub, "a1"},
 		{"submit duplicated at hub", func(in *CheckInput) {
 			e := in.Log[3]
-			e.Seq, e.RoomSeq = 20, 7
+			e.Seq, e.RoomSeq, e.Epoch = 30, 11, 4
 			in.Log = append(in.Log, e)
 		}, ProblemDuplicateAtHub, "b1"},
 		{"hub message nobody submitted", func(in *CheckInput) {
-			in.Log = append(in.Log, LogEntry{Seq: 30, RoomSeq: 7, Room: in.Log[0].Room, Kind: KindMessage, Message: []byte("ghost")})
+			in.Log = append(in.Log, LogEntry{Seq: 30, RoomSeq: 11, Epoch: 4, Room: in.Log[0].Room, Kind: KindMessage, Message: []byte("ghost")})
 		}, ProblemPhantomAtHub, ""},
+		{"commit nobody submitted", func(in *CheckInput) {
+			in.Commits = in.Commits[:3]
+		}, ProblemPhantomAtHub, ""},
+		{"acked commit lost at hub", func(in *CheckInput) {
+			in.Commits = append(in.Commits, Submit{Client: "a1", Room: in.Log[0].Room, Message: []byte("commit-lost"), Acked: true, Attempts: 2})
+		}, ProblemLostAtHub, "a1"},
+		{"refused submit in hub log", func(in *CheckInput) {
+			in.Submits[2].Refusal = "epochTooOld" // msg-c
+		}, ProblemRefusedAtHub, "c1"},
+		{"refused commit in hub log", func(in *CheckInput) {
+			in.Commits[3].Acked, in.Commits[3].Refusal = false, "wrongEpoch"
+		}, ProblemRefusedAtHub, "a1"},
+		{"message of a past epoch", func(in *CheckInput) {
+			in.Log[7].Epoch = 2 // msg-d, after commit3
+		}, ProblemEpoch, ""},
+		{"commit of another epoch", func(in *CheckInput) {
+			in.Log[8].Epoch = 4 // commit4
+		}, ProblemEpoch, ""},
+		{"delivery after removal", func(in *CheckInput) {
+			r := in.Received["c1"]
+			in.Received["c1"] = slices.Insert(r, 5, Delivery{Pos: 9, Room: r[0].Room, Message: []byte("msg-d")})
+		}, ProblemUnknown, "c1"},
+		{"removal not received", func(in *CheckInput) {
+			in.Received["c1"] = slices.Delete(in.Received["c1"], 4, 5) // commit3
+		}, ProblemLost, "c1"},
+		{"Welcome not received", func(in *CheckInput) {
+			in.Received["c1"] = slices.Delete(in.Received["c1"], 5, 6) // welcome2
+		}, ProblemLost, "c1"},
+		{"Welcome of another client's add", func(in *CheckInput) {
+			in.Received["a1"] = append(in.Received["a1"], Delivery{Pos: 9, Room: in.Log[0].Room, Message: []byte("welcome1")})
+		}, ProblemUnknown, "a1"},
 		{"own echo out of order", func(in *CheckInput) {
 			// b1 receives its own msg-b after msg-c.
 			r := in.Received["b1"]

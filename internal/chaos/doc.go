@@ -8,12 +8,25 @@
 // (draft-ralston-mimi-protocol-02, Sections 5.4 and 5.5: message submission
 // and fanout).
 //
+// With Config.MembershipEvery set, every room also has a membership actor:
+// an admin client that adds the client of a new user at a random provider
+// (key material claim and a commit with a Welcome) or removes a user it
+// added, through the kills, retrying as the senders do (Sections 3.2,
+// 3.3, 3.5, 5.2 and 5.3).
+//
 // At the end every client syncs its inbox and Check compares what each
 // client received with the hub's event log (read through the admin API's
-// StreamEvents): every acknowledged submission (SubmitAccepted) is in the
-// hub log exactly once, every member receives every room event exactly
-// once and in the hub's order, and nothing is received that the hub log
-// does not hold. The hub nodes must also hold identical logs and digests.
+// StreamEvents): every acknowledged submission (SubmitAccepted, or a
+// commit's success) is in the hub log exactly once and no refused one is,
+// every message is of the room's epoch at its position, every client
+// receives the Welcome that added it and every room event of its
+// membership (up to the commit removing it) exactly once and in the hub's
+// order, and nothing is received that the hub log does not hold or that
+// falls outside the client's membership. Every member's MLS epoch,
+// participant list and members must agree with the hub's room state
+// (admin API GetRoom), and the hub nodes must hold identical logs and
+// digests. When problems are found, the hub log, the submissions and the
+// inboxes are written into Config.Dir (trace-*.txt).
 //
 // # Deployment modelled
 //

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,19 +18,19 @@ import (
 	"github.com/openmimi/mimi/mimi"
 	"github.com/openmimi/mimi/mls/cipher"
 	"github.com/openmimi/mimi/mls/codec"
+	"github.com/openmimi/mimi/mls/wire"
 )
 
-// recorder records, for the checker, every application message the
-// clients submit (with its outcome and number of attempts) and every inbox
-// entry their Syncs read (draft-ralston-mimi-protocol-02, Sections 5.4 and
-// 5.5).
+// recorder records, for the checker, every application message and
+// commit the clients submit (with its outcome and number of attempts) and
+// every inbox entry their Syncs read (draft-ralston-mimi-protocol-02,
+// Sections 5.3 to 5.5).
 type recorder struct {
 	mu      sync.Mutex
-	label   map[string]string // client -> plaintext of the Send in progress
+	label   map[string]string // client -> plaintext of the Send, or the change, in progress
 	submits []*Submit
+	commits []*Submit
 	inbox   map[string]map[uint64]Delivery
-	// attempts counts SubmitMessage calls, failures the failed ones.
-	attempts, failures int
 }
 
 func newRecorder() *recorder {
@@ -42,12 +43,24 @@ func (r *recorder) setLabel(client, label string) {
 	r.mu.Unlock()
 }
 
-// Submits returns a copy of the recorded submissions.
+// Submits returns a copy of the recorded application message
+// submissions.
 func (r *recorder) Submits() []Submit {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Submit, len(r.submits))
-	for i, s := range r.submits {
+	return copySubmits(r.submits)
+}
+
+// Commits returns a copy of the recorded commits.
+func (r *recorder) Commits() []Submit {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return copySubmits(r.commits)
+}
+
+func copySubmits(ss []*Submit) []Submit {
+	out := make([]Submit, len(ss))
+	for i, s := range ss {
 		out[i] = *s
 	}
 	return out
@@ -77,48 +90,115 @@ func (r *recorder) Received() map[string][]Delivery {
 }
 
 // retrying is the client.Provider the harness's clients use: the Connect
-// client API (package client/remote) with a sender's retry of
-// SubmitMessage. A submission that fails or times out is sent again with
-// the same bytes, as a provider retries a /submitMessage whose answer it
-// did not get (draft-ralston-mimi-protocol-02, Section 5.4), until it is
-// answered or GiveUp has passed. Inbox reads are recorded.
+// client API (package client/remote) with a provider's retry of
+// SubmitMessage, Update and UploadKeyPackages. A call that fails or times
+// out is sent again with the same bytes, as a provider retries a
+// /submitMessage or /update whose answer it did not get
+// (draft-ralston-mimi-protocol-02, Sections 5.3 and 5.4), until it is
+// answered or GiveUp has passed. Submissions, commits and inbox reads are
+// recorded.
 type retrying struct {
 	client.Provider
 	rec *recorder
-	// AttemptTimeout bounds one call; GiveUp all attempts of one message.
+	// AttemptTimeout bounds one call; GiveUp all attempts of one request.
 	AttemptTimeout, GiveUp time.Duration
 	rng                    *rand.Rand
 	rngMu                  sync.Mutex
 }
 
 // SubmitMessage implements client.Provider with retries of the same
-// request (draft-ralston-mimi-protocol-02, Section 5.4).
+// request (draft-ralston-mimi-protocol-02, Section 5.4: the hub answers a
+// message it accepted with its first acceptance).
 func (p *retrying) SubmitMessage(ctx context.Context, cl, room string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
 	b, err := codec.Marshal(&req.AppMessage)
 	if err != nil {
 		return nil, err
 	}
+	s := p.record(&p.rec.submits, cl, room, b)
+	return resend(ctx, p, s, func(ctx context.Context) (*mimi.SubmitMessageResponse, string, error) {
+		resp, err := p.Provider.SubmitMessage(ctx, cl, room, req)
+		if err != nil || resp == nil || resp.Code == mimi.SubmitAccepted {
+			return resp, "", err
+		}
+		return resp, fmt.Sprintf("response code %d (hub at epoch %d)", resp.Code, resp.CurrentEpoch), nil
+	})
+}
+
+// Update implements client.Provider with retries of the same request
+// (draft-ralston-mimi-protocol-02, Section 5.3: the hub answers the commit
+// it accepted last with its first success). Commits are recorded.
+func (p *retrying) Update(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
+	call := func(ctx context.Context) (*mimi.UpdateRoomResponse, string, error) {
+		resp, err := p.Provider.Update(ctx, cl, room, req)
+		if err != nil || resp == nil || resp.Code == mimi.UpdateSuccess {
+			return resp, "", err
+		}
+		return resp, fmt.Sprintf("response code %d (hub at epoch %d): %q", resp.Code, resp.CurrentEpoch, resp.ErrorDescription), nil
+	}
+	if !req.IsCommit() {
+		return resend(ctx, p, nil, call)
+	}
+	b, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPublicMessage, PublicMessage: &req.ProposalOrCommit})
+	if err != nil {
+		return nil, err
+	}
+	return resend(ctx, p, p.record(&p.rec.commits, cl, room, b), call)
+}
+
+// UploadKeyPackages implements client.Provider with retries of the same
+// KeyPackages (draft-ralston-mimi-protocol-02, Section 4.3.1). The
+// provider stores a KeyPackage once and refuses it again as an invalid
+// argument ("already uploaded"), so that refusal of a resend means an
+// earlier attempt whose answer was lost stored them. (The SDK keeps the
+// private keys only when the upload is answered: without this resend, a
+// lost answer leaves KeyPackages at the provider that no Welcome for them
+// can use.)
+func (p *retrying) UploadKeyPackages(ctx context.Context, cl string, kps []*wire.KeyPackage) error {
+	resent := false
+	_, err := resend(ctx, p, nil, func(ctx context.Context) (struct{}, string, error) {
+		err := p.Provider.UploadKeyPackages(ctx, cl, kps)
+		if resent && errors.Is(err, remote.ErrInvalidArgument) && strings.Contains(err.Error(), "already uploaded") {
+			err = nil
+		}
+		resent = true
+		return struct{}{}, "", err
+	})
+	return err
+}
+
+// record appends a new record of a request to list.
+func (p *retrying) record(list *[]*Submit, cl, room string, msg []byte) *Submit {
 	p.rec.mu.Lock()
-	s := &Submit{Client: cl, Room: room, Message: b, Label: p.rec.label[cl]}
-	p.rec.submits = append(p.rec.submits, s)
-	p.rec.mu.Unlock()
+	defer p.rec.mu.Unlock()
+	s := &Submit{Client: cl, Room: room, Message: msg, Label: p.rec.label[cl], Sent: time.Now()}
+	*list = append(*list, s)
+	return s
+}
+
+// resend makes call, again after a failure (with jittered backoff), until
+// it is answered, ctx ends or p.GiveUp has passed, each call bounded by
+// p.AttemptTimeout. call returns the answer and, if it is not an
+// acceptance, a description of the refusal. The outcome and the attempts
+// are recorded in s, if not nil.
+func resend[T any](ctx context.Context, p *retrying, s *Submit, call func(context.Context) (T, string, error)) (T, error) {
 	deadline := time.Now().Add(p.GiveUp)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
-		resp, err := p.Provider.SubmitMessage(actx, cl, room, req)
+		resp, refusal, err := call(actx)
 		cancel()
-		p.rec.mu.Lock()
-		s.Attempts = attempt
-		p.rec.attempts++
-		if err == nil && resp != nil {
-			s.Acked = resp.Code == mimi.SubmitAccepted
+		if s != nil {
+			p.rec.mu.Lock()
+			s.Attempts = attempt
+			if err == nil {
+				s.Acked, s.Refusal, s.Answered = refusal == "", refusal, time.Now()
+			}
 			p.rec.mu.Unlock()
+		}
+		if err == nil {
 			return resp, nil
 		}
-		p.rec.failures++
-		p.rec.mu.Unlock()
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return nil, err
+			return resp, err
 		}
 		// Backoff with full jitter, 50 ms .. 1 s.
 		p.rngMu.Lock()
@@ -126,7 +206,7 @@ func (p *retrying) SubmitMessage(ctx context.Context, cl, room string, req *mimi
 		p.rngMu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return resp, err
 		case <-time.After(d):
 		}
 	}
@@ -139,6 +219,7 @@ func (p *retrying) Inbox(ctx context.Context, cl string, from uint64, limit int)
 	if err != nil {
 		return nil, err
 	}
+	read := time.Now()
 	p.rec.mu.Lock()
 	defer p.rec.mu.Unlock()
 	m := p.rec.inbox[cl]
@@ -151,7 +232,9 @@ func (p *retrying) Inbox(ctx context.Context, cl string, from uint64, limit int)
 		if err != nil {
 			return nil, fmt.Errorf("chaos: re-encoding inbox entry %d: %w", e.Seq, err)
 		}
-		m[e.Seq] = Delivery{Pos: e.Seq, Room: e.Room, Message: b}
+		if _, ok := m[e.Seq]; !ok {
+			m[e.Seq] = Delivery{Pos: e.Seq, Room: e.Room, Message: b, Read: read}
+		}
 	}
 	return es, nil
 }
@@ -176,28 +259,63 @@ func clientAPIHTTP(t *Topology, domain string) *http.Client {
 	}}
 }
 
-// newClients creates, registers and publishes KeyPackages for senders and
-// receivers at every provider: at the hub through the client API proxy,
-// at the followers directly. It also returns the HTTP client of the hub's
-// client API.
-func newClients(ctx context.Context, t *Topology, rec *recorder, rng *rand.Rand, senders, receivers, keyPackages int, attemptTimeout, giveUp time.Duration) ([]*simClient, *http.Client, error) {
+// fleet creates the scenario's clients: one client API connection per
+// provider (package client/remote, at the hub through the client API
+// proxy, at the followers directly), behind a retrying Provider.
+type fleet struct {
+	rec    *recorder
+	remote map[string]*remote.Provider
+	prov   map[string]*retrying
+	// hubHC is the HTTP client of the hub's client API.
+	hubHC *http.Client
+}
+
+func newFleet(t *Topology, rec *recorder, rng *rand.Rand, attemptTimeout, giveUp time.Duration) (*fleet, error) {
 	base := map[string]string{HubDomain: "https://" + t.ClientProxy.Addr()}
 	for _, f := range t.Followers {
 		base[f.Domain] = "https://" + f.Client
 	}
-	names := map[string][]string{HubDomain: {"alice", "amy", "ann", "abe"}, BDomain: {"bob", "ben", "bea", "bud"}, CDomain: {"carol", "cid", "cy", "cat"}}
-	var out []*simClient
-	var hubHC *http.Client
+	f := &fleet{rec: rec, remote: map[string]*remote.Provider{}, prov: map[string]*retrying{}}
 	for _, dom := range []string{HubDomain, BDomain, CDomain} {
 		hc := clientAPIHTTP(t, dom)
 		if dom == HubDomain {
-			hubHC = hc
+			f.hubHC = hc
 		}
 		rp, err := remote.New(base[dom], hc)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		p := &retrying{Provider: rp, rec: rec, AttemptTimeout: attemptTimeout, GiveUp: giveUp, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))}
+		f.remote[dom] = rp
+		f.prov[dom] = &retrying{Provider: rp, rec: rec, AttemptTimeout: attemptTimeout, GiveUp: giveUp, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))}
+	}
+	return f, nil
+}
+
+// client creates the client mimi://dom/d/<name>1 of user mimi://dom/u/<name>
+// (draft-ralston-mimi-protocol-02, Section 3) and gives its signing key to
+// the provider connection; it is not registered yet.
+func (f *fleet) client(dom, name string, sender bool) (*simClient, error) {
+	sc := &simClient{user: "mimi://" + dom + "/u/" + name, id: "mimi://" + dom + "/d/" + name + "1", domain: dom, sender: sender}
+	var err error
+	if sc.c, err = client.New(sc.user, sc.id, cipher.X25519_AES128GCM_SHA256_Ed25519, f.prov[dom], nil); err != nil {
+		return nil, err
+	}
+	s, err := remote.SignerFor(sc.c)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.remote[dom].AddSigner(s); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// newClients creates, registers and publishes KeyPackages for senders and
+// receivers at every provider.
+func newClients(ctx context.Context, f *fleet, senders, receivers, keyPackages int) ([]*simClient, error) {
+	names := map[string][]string{HubDomain: {"alice", "amy", "ann", "abe"}, BDomain: {"bob", "ben", "bea", "bud"}, CDomain: {"carol", "cid", "cy", "cat"}}
+	var out []*simClient
+	for _, dom := range []string{HubDomain, BDomain, CDomain} {
 		for i := 0; i < senders+receivers; i++ {
 			var name string
 			if i < len(names[dom]) {
@@ -205,24 +323,17 @@ func newClients(ctx context.Context, t *Topology, rec *recorder, rng *rand.Rand,
 			} else {
 				name = fmt.Sprintf("%s%d", names[dom][0], i)
 			}
-			sc := &simClient{user: "mimi://" + dom + "/u/" + name, id: "mimi://" + dom + "/d/" + name + "1", domain: dom, sender: i < senders}
-			if sc.c, err = client.New(sc.user, sc.id, cipher.X25519_AES128GCM_SHA256_Ed25519, p, nil); err != nil {
-				return nil, nil, err
-			}
-			s, err := remote.SignerFor(sc.c)
+			sc, err := f.client(dom, name, i < senders)
 			if err != nil {
-				return nil, nil, err
-			}
-			if err := rp.AddSigner(s); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if err := sc.c.Enroll(ctx, keyPackages); err != nil {
-				return nil, nil, fmt.Errorf("chaos: %w", err)
+				return nil, fmt.Errorf("chaos: %w", err)
 			}
 			out = append(out, sc)
 		}
 	}
-	return out, hubHC, nil
+	return out, nil
 }
 
 // roomPolicy lets members send messages and the admin add users
@@ -235,12 +346,13 @@ func roomPolicy(room string) mimi.Policy {
 }
 
 // setupRooms has the first client (at the hub) create each room and add
-// every other user, each in its own commit with a Welcome
-// (draft-ralston-mimi-protocol-02, Sections 3.1 to 3.3), then syncs every
-// client until it is in every room at the creator's epoch.
-func setupRooms(ctx context.Context, cs []*simClient, rooms []string) error {
+// every other user of cs, each in its own commit with a Welcome
+// (draft-ralston-mimi-protocol-02, Sections 3.1 to 3.3), and the room's
+// admin, if any (admins[i] for rooms[i]), with the role admin; then it syncs every client until it is in each of its rooms at
+// the creator's epoch.
+func setupRooms(ctx context.Context, cs []*simClient, rooms []string, admins []*simClient) error {
 	creator := cs[0]
-	for _, room := range rooms {
+	for i, room := range rooms {
 		if err := creator.c.CreateRoom(ctx, room, roomPolicy(room), []mimi.Participant{{User: creator.user, Role: "admin"}}); err != nil {
 			return fmt.Errorf("chaos: create %s: %w", room, err)
 		}
@@ -249,8 +361,13 @@ func setupRooms(ctx context.Context, cs []*simClient, rooms []string) error {
 				return fmt.Errorf("chaos: add %s to %s: %w", sc.user, room, err)
 			}
 		}
+		if i < len(admins) {
+			if err := creator.c.AddUser(ctx, room, admins[i].user, "admin"); err != nil {
+				return fmt.Errorf("chaos: add %s to %s: %w", admins[i].user, room, err)
+			}
+		}
 	}
-	for _, sc := range cs {
+	joined := func(sc *simClient, rooms []string) error {
 		for {
 			if err := sc.sync(ctx); err != nil {
 				return err
@@ -263,13 +380,23 @@ func setupRooms(ctx context.Context, cs []*simClient, rooms []string) error {
 				}
 			}
 			if in == len(rooms) {
-				break
+				return nil
 			}
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("chaos: %s did not join every room: %w", sc.id, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
+		}
+	}
+	for _, sc := range cs {
+		if err := joined(sc, rooms); err != nil {
+			return err
+		}
+	}
+	for i, a := range admins {
+		if err := joined(a, rooms[i:i+1]); err != nil {
+			return err
 		}
 	}
 	return nil

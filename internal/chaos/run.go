@@ -17,6 +17,7 @@ import (
 	"github.com/openmimi/mimi/client"
 	"github.com/openmimi/mimi/eventlog"
 	adminv1 "github.com/openmimi/mimi/gen/mimi/admin/v1"
+	"github.com/openmimi/mimi/mls/wire"
 )
 
 // ProblemDivergence: the hub nodes' logs or digests differ, or an audit
@@ -63,6 +64,14 @@ type Config struct {
 	// AttemptTimeout bounds one SubmitMessage call, GiveUp all retries of
 	// one message (defaults 10 s and 60 s).
 	AttemptTimeout, GiveUp time.Duration
+	// MembershipEvery, when positive, gives every room a membership actor
+	// (draft-ralston-mimi-protocol-02, Sections 3.2, 3.3, 3.5 and 5.3): an
+	// admin client of its own (room i's at a.example, b.example and
+	// c.example in turn) that, every MembershipEvery on average, adds the
+	// client of a new user at a random provider, or removes a user it
+	// added, while the load and the kills go on. 0: no membership changes
+	// after the setup.
+	MembershipEvery time.Duration
 	// UnpinnedSetup sends the hub clients' setup calls through the client
 	// API proxy to any node instead of the leader. It reproduces the
 	// read-your-writes gap of a forwarded write (docs/reliability.md):
@@ -151,6 +160,15 @@ type Result struct {
 	// Decrypted counts the application messages the clients decrypted to
 	// the plaintext their sender encrypted.
 	Decrypted int
+	// Adds and Removes count the membership actors' changes made,
+	// MembershipCalls their AddUser and RemoveUser calls,
+	// MembershipFailures the failed calls and enrollments by cause, and
+	// MembershipGaveUp the changes abandoned after GiveUp.
+	Adds, Removes, MembershipCalls, MembershipGaveUp int
+	MembershipFailures                               map[string]int
+	// StatesChecked counts the (member, room) states compared with the
+	// hub's room state at the end.
+	StatesChecked int
 	// HubEvents is the length of the hub's log; the nodes' logs are
 	// byte-identical and their digests equal when NodesAgree.
 	HubEvents  int
@@ -170,12 +188,18 @@ func (r *Result) Summary() string {
 	if rep == nil {
 		rep = &CheckReport{}
 	}
-	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
+	failures := 0
+	for _, n := range r.MembershipFailures {
+		failures += n
+	}
+	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d adds=%d removes=%d membership_calls=%d membership_failures=%d membership_gave_up=%d commits_acked=%d commits_retried=%d joins=%d removals=%d states_checked=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d refused_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d member_state=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
 		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.FollowerKills, r.LeaderChanges, r.Terms,
 		r.Sent, r.Acked, rep.AckedRetried, r.OutcomeUnknown, r.Refused, r.SubmitCalls, r.SubmitFailures,
-		rep.HubMessages, rep.DeliveriesChecked, r.Decrypted, r.HubEvents, r.NodesAgree, len(rep.Problems),
-		rep.Count(ProblemLostAtHub), rep.Count(ProblemDuplicateAtHub), rep.Count(ProblemLost), rep.Count(ProblemDuplicate),
-		rep.Count(ProblemReordered), rep.Count(ProblemUnknown), r.MeanAckLatency.Round(time.Millisecond), r.MaxAckLatency.Round(time.Millisecond),
+		rep.HubMessages, rep.DeliveriesChecked, r.Decrypted,
+		r.Adds, r.Removes, r.MembershipCalls, failures, r.MembershipGaveUp, rep.CommitsAcked, rep.CommitsRetried, rep.Joins, rep.Removals, r.StatesChecked,
+		r.HubEvents, r.NodesAgree, len(rep.Problems),
+		rep.Count(ProblemLostAtHub), rep.Count(ProblemDuplicateAtHub), rep.Count(ProblemRefusedAtHub), rep.Count(ProblemLost), rep.Count(ProblemDuplicate),
+		rep.Count(ProblemReordered), rep.Count(ProblemUnknown), rep.Count(ProblemMemberState), r.MeanAckLatency.Round(time.Millisecond), r.MaxAckLatency.Round(time.Millisecond),
 		r.ProxyConnections, r.ProxyFailovers)
 }
 
@@ -241,7 +265,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 	}
-	clients, hubHC, err := newClients(setupCtx, topo, rec, rng, cfg.Senders, cfg.Receivers, cfg.Rooms+1, cfg.AttemptTimeout, cfg.GiveUp)
+	fl, err := newFleet(topo, rec, rng, cfg.AttemptTimeout, cfg.GiveUp)
+	if err != nil {
+		return res, err
+	}
+	clients, err := newClients(setupCtx, fl, cfg.Senders, cfg.Receivers, cfg.Rooms+1)
 	if err != nil {
 		return res, err
 	}
@@ -249,11 +277,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := 1; i <= cfg.Rooms; i++ {
 		rooms = append(rooms, fmt.Sprintf("mimi://%s/r/chaos-%d", HubDomain, i))
 	}
-	if err := setupRooms(setupCtx, clients, rooms); err != nil {
+	var admins []*simClient
+	if cfg.MembershipEvery > 0 {
+		for i := range rooms {
+			a, err := fl.client([]string{HubDomain, BDomain, CDomain}[i%3], fmt.Sprintf("admin%d", i+1), false)
+			if err != nil {
+				return res, err
+			}
+			if err := a.c.Enroll(setupCtx, 1); err != nil {
+				return res, fmt.Errorf("chaos: %w", err)
+			}
+			admins = append(admins, a)
+		}
+	}
+	if err := setupRooms(setupCtx, clients, rooms, admins); err != nil {
 		return res, err
 	}
+	clients = append(clients, admins...)
 	topo.ClientProxy.Prefer(-1)
-	hubHC.CloseIdleConnections()
+	fl.hubHC.CloseIdleConnections()
 	logf("chaos: %d clients in %d rooms after %s", len(clients), len(rooms), time.Since(began).Round(time.Millisecond))
 
 	// Leader watcher.
@@ -291,7 +333,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Load.
 	stop := make(chan struct{})
 	var st loadStats
-	var senders sync.WaitGroup
+	var mst membershipStats
+	var workers sync.WaitGroup
 	loadCtx, loadCancel := context.WithCancel(ctx)
 	defer loadCancel()
 	loadStart := time.Now()
@@ -300,7 +343,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			continue
 		}
 		srng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-		senders.Go(func() { runSender(loadCtx, sc, rooms, rec, srng, cfg.SendPause, stop, &st) })
+		workers.Go(func() { runSender(loadCtx, sc, rooms, rec, srng, cfg.SendPause, stop, &st) })
+	}
+	var actors []*actor
+	for i, a := range admins {
+		ac := &actor{room: rooms[i], num: i + 1, admin: a, fleet: fl, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
+			every: cfg.MembershipEvery, giveUp: cfg.GiveUp, st: &mst, logf: logf}
+		actors = append(actors, ac)
+		workers.Go(func() { ac.run(loadCtx, stop) })
 	}
 
 	// Chaos: SIGKILL a random hub node, restart it after a random pause,
@@ -364,19 +414,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		st.mu.Lock()
 		acked := st.acked
 		st.mu.Unlock()
-		logf("chaos: kill %d: %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged so far",
-			len(res.Kills), k.Node, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked)
+		logf("chaos: kill %d: %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged and %d membership changes made so far",
+			len(res.Kills), k.Node, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked, mst.changes())
 	}
 	close(stop)
-	sendersDone := make(chan struct{})
-	go func() { senders.Wait(); close(sendersDone) }()
+	workersDone := make(chan struct{})
+	go func() { workers.Wait(); close(workersDone) }()
 	select {
-	case <-sendersDone:
+	case <-workersDone:
 	case <-time.After(cfg.GiveUp + 30*time.Second):
 		loadCancel()
-		<-sendersDone
+		<-workersDone
 	}
 	res.Load = time.Since(loadStart)
+	for _, ac := range actors {
+		clients = append(clients, ac.guests...)
+	}
+	mst.mu.Lock()
+	res.Adds, res.Removes, res.MembershipCalls, res.MembershipGaveUp, res.MembershipFailures = mst.adds, mst.removes, mst.calls, mst.gaveUp, mst.failures
+	membershipProblems := mst.problems
+	mst.mu.Unlock()
 	st.mu.Lock()
 	res.Sent, res.Acked, res.OutcomeUnknown, res.Refused, res.Refusals = st.sent, st.acked, st.unknown, st.refused, st.refusals
 	if st.latencyN > 0 {
@@ -385,9 +442,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.MaxAckLatency = st.maxLatency
 	firstErr := st.firstError
 	st.mu.Unlock()
-	rec.mu.Lock()
-	res.SubmitCalls, res.SubmitFailures = rec.attempts, rec.failures
-	rec.mu.Unlock()
+	for _, s := range rec.Submits() {
+		res.SubmitCalls += s.Attempts
+		res.SubmitFailures += s.Attempts
+		if !s.Answered.IsZero() {
+			res.SubmitFailures--
+		}
+	}
 	stopWatch()
 	if chaosErr != nil {
 		return res, chaosErr
@@ -395,23 +456,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if firstErr != nil {
 		logf("chaos: first unexpected send error: %v", firstErr)
 	}
-	logf("chaos: load stopped after %s: %d sent, %d acknowledged, %d outcome unknown, %d refused",
-		res.Load.Round(time.Millisecond), res.Sent, res.Acked, res.OutcomeUnknown, res.Refused)
+	logf("chaos: load stopped after %s: %d sent, %d acknowledged, %d outcome unknown, %d refused (by response code: %v); %d users added, %d removed (failed calls by cause: %v)",
+		res.Load.Round(time.Millisecond), res.Sent, res.Acked, res.OutcomeUnknown, res.Refused, res.Refusals, res.Adds, res.Removes, res.MembershipFailures)
 
 	// Heal and check: the fanout backlog, the log reads and the audits
 	// grow with the length of the run.
 	fctx, fcancel := context.WithTimeout(ctx, 5*time.Minute+cfg.Duration)
 	defer fcancel()
-	if err := finish(fctx, topo, clients, rec, res, logf); err != nil {
+	if err := finish(fctx, topo, clients, rooms, rec, membershipProblems, res, logf); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
 // finish waits for the hub to converge and its fanout to drain, syncs
-// every client, reads and compares the hub nodes' logs, and runs the
-// checker.
-func finish(ctx context.Context, topo *Topology, clients []*simClient, rec *recorder, res *Result, logf func(string, ...any)) error {
+// every client, compares the clients' room states with the hub's, reads
+// and compares the hub nodes' logs, and runs the checker; its report gets
+// the problems the harness found, extra among them. When there are any,
+// the trace of the run is written into the work directory.
+func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []string, rec *recorder, extra []Problem, res *Result, logf func(string, ...any)) error {
 	healStart := time.Now()
 	res.BacklogAtStop = fanoutBacklog(ctx, topo)
 	if _, err := topo.WaitConverged(ctx); err != nil {
@@ -440,7 +503,12 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rec *reco
 	if err != nil {
 		return err
 	}
-	logf("chaos: hub converged at Raft index %d; reading the logs", head)
+	logf("chaos: hub converged at Raft index %d; comparing the room states and reading the logs", head)
+	states, checked, err := stateCheck(ctx, topo, clients, rooms)
+	if err != nil {
+		return err
+	}
+	res.StatesChecked = checked
 
 	logs := make([][]*adminv1.Event, len(topo.Hub))
 	for i, n := range topo.Hub {
@@ -483,10 +551,18 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rec *reco
 	if err != nil {
 		return err
 	}
-	rep := Check(CheckInput{Log: entries, Submits: rec.Submits(), Received: rec.Received()})
+	rep := Check(CheckInput{Log: entries, Submits: rec.Submits(), Commits: rec.Commits(), Received: rec.Received()})
 	rep.Problems = append(rep.Problems, divergence...)
+	rep.Problems = append(rep.Problems, states...)
+	rep.Problems = append(rep.Problems, extra...)
 	rep.Problems = append(rep.Problems, decryptCheck(clients, rec, res)...)
 	res.Report = rep
+	if !rep.OK() {
+		if err := writeTrace(topo.Dir, logs[0], entries, rec); err != nil {
+			return fmt.Errorf("chaos: writing the trace: %w", err)
+		}
+		logf("chaos: %d problems; the hub log, the submissions and the inboxes are in %s", len(rep.Problems), filepath.Join(topo.Dir, "trace-*.txt"))
+	}
 	return nil
 }
 
@@ -581,7 +657,7 @@ func logEntries(evs []*adminv1.Event) ([]LogEntry, error) {
 		e := LogEntry{Seq: ae.GetSeq(), RoomSeq: ae.GetRoomSeq(), Room: ae.GetRoom()}
 		switch b := ev.Body.(type) {
 		case *eventlog.RoomCreated:
-			e.Kind, e.Members, e.Sender = KindCreated, b.Members, ""
+			e.Kind, e.Epoch, e.Members, e.Sender = KindCreated, b.Epoch, b.Members, ""
 		case *eventlog.CommitAccepted:
 			e.Kind, e.Message, e.Welcome, e.Members, e.Sender = KindCommit, b.Commit, b.Welcome, b.Members, b.Sender
 		case *eventlog.ProposalAccepted:
@@ -590,6 +666,19 @@ func logEntries(evs []*adminv1.Event) ([]LogEntry, error) {
 			e.Kind, e.Message, e.Sender = KindMessage, b.Message, b.Sender
 		default:
 			continue
+		}
+		if e.Message != nil {
+			// The epoch the sender put in the message, not the hub's
+			// bookkeeping (RFC 9420, Section 6).
+			m, err := wire.UnmarshalMLSMessage(e.Message)
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("chaos: decoding the message of event %d: %w", ae.GetSeq(), err)
+			case m.PublicMessage != nil:
+				e.Epoch = m.PublicMessage.Content.Epoch
+			case m.PrivateMessage != nil:
+				e.Epoch = m.PrivateMessage.Epoch
+			}
 		}
 		out = append(out, e)
 	}
