@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"crypto/sha256"
+	"slices"
 
 	"github.com/openmimi/mimi/mls/codec"
 )
@@ -585,6 +586,21 @@ type FanoutEnqueued struct {
 
 // EventType implements Body.
 func (*FanoutEnqueued) EventType() Type { return TypeFanoutEnqueued }
+
+// FanoutDestinations returns the destinations that the FanoutEnqueued
+// events among evs queue messages for, sorted and each once
+// (draft-ralston-mimi-protocol-02, Section 5.5): whose fanout to wake
+// after the events are applied.
+func FanoutDestinations(evs []Event) []string {
+	var dests []string
+	for i := range evs {
+		if fe, ok := evs[i].Body.(*FanoutEnqueued); ok {
+			dests = append(dests, fe.Destinations...)
+		}
+	}
+	slices.Sort(dests)
+	return slices.Compact(dests)
+}
 
 // MarshalMLS implements codec.Marshaler.
 func (b *FanoutEnqueued) MarshalMLS(w *codec.Writer) {

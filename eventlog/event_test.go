@@ -321,3 +321,18 @@ func BenchmarkEventDecode(b *testing.B) {
 		})
 	}
 }
+
+func TestFanoutDestinations(t *testing.T) {
+	evs := []eventlog.Event{
+		eventlog.New("r", 1, &eventlog.ApplicationMessageAccepted{}),
+		eventlog.New("r", 1, &eventlog.FanoutEnqueued{Destinations: []string{"c.example", "b.example"}}),
+		eventlog.New("r", 1, &eventlog.ClientEnqueued{Clients: []string{"x"}}),
+		eventlog.New("r", 1, &eventlog.FanoutEnqueued{Destinations: []string{"b.example", "d.example"}}),
+	}
+	if got := eventlog.FanoutDestinations(evs); !reflect.DeepEqual(got, []string{"b.example", "c.example", "d.example"}) {
+		t.Fatalf("FanoutDestinations = %v", got)
+	}
+	if got := eventlog.FanoutDestinations(evs[:1]); len(got) != 0 {
+		t.Fatalf("no FanoutEnqueued: %v", got)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -120,7 +119,10 @@ type Config struct {
 	// messages for other providers (FanoutEnqueued events,
 	// draft-ralston-mimi-protocol-02, Section 5.5) with the destinations
 	// that got new entries (sorted, without duplicates), to wake the
-	// fanout worker for exactly those. It must not block.
+	// fanout worker for exactly those. It must not block. It runs on the
+	// node that proposed the command: where the fanout runs on another
+	// node (a Raft cluster's leader), wake it from the state machine
+	// instead, as internal/daemon does.
 	KickDestinations func(dests []string)
 	// MaxAttempts bounds how often a command whose preconditions lost a
 	// race is re-validated and retried (default 16).
@@ -266,20 +268,7 @@ func (p *Provider) kicked(res projections.Result) {
 	if p.kickTo == nil {
 		return
 	}
-	var dests []string
-	for i := range res.Events {
-		fe, ok := res.Events[i].Body.(*eventlog.FanoutEnqueued)
-		if !ok {
-			continue
-		}
-		for _, d := range fe.Destinations {
-			if !slices.Contains(dests, d) {
-				dests = append(dests, d)
-			}
-		}
-	}
-	if len(dests) > 0 {
-		slices.Sort(dests)
+	if dests := eventlog.FanoutDestinations(res.Events); len(dests) > 0 {
 		p.kickTo(dests)
 	}
 }

@@ -33,10 +33,11 @@
 //     projections' queues (fanout.NewMachineStore) and posts them with
 //     fanout.NewTransportSender over the same transport.Client; it
 //     acknowledges through the Raft wrapper (fanout.NewRaftAcker). It sends
-//     only while this node is the Raft leader; the provider's
-//     KickDestinations hook wakes the workers of the destinations a
-//     command queued messages for (no scan of every destination per
-//     message), its periodic scan finds any other backlog, and a Raft
+//     only while this node is the Raft leader; the state machine wakes
+//     the workers of the destinations an applied command queued messages
+//     for, on every node, so the leader's engine learns of writes that
+//     reached another node too (no scan of every destination per
+//     message); its periodic scan finds any other backlog, and a Raft
 //     leader observation (plus a 1 s poll) calls KickAll on leadership
 //     changes. provider.ResolveDelivery and
 //     federation.Client.Notify are an equivalent second path that is not
@@ -86,6 +87,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/openmimi/mimi/eventlog"
 	"github.com/openmimi/mimi/fanout"
 	"github.com/openmimi/mimi/httpapi/federation"
 	"github.com/openmimi/mimi/httpapi/transport"
@@ -122,6 +124,9 @@ type Daemon struct {
 	tclient  *transport.Client
 	engine   *fanout.Engine
 	metrics  *metrics
+	// kickEngine is engine for the state machine's goroutine, which
+	// applies the log (kickApplied) before the engine exists.
+	kickEngine atomic.Pointer[fanout.Engine]
 
 	fedSrv     *http.Server
 	fedCancel  context.CancelFunc
@@ -241,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if cfg.testWrapSM != nil {
 		msm = cfg.testWrapSM(msm)
 	}
-	d.sm = &stateMachine{m: msm, onFail: d.storageFailed}
+	d.sm = &stateMachine{m: msm, onFail: d.storageFailed, onApplied: d.kickApplied}
 	d.metrics = newMetrics(d.raftStatus, func() bool { ok, _ := d.Ready(); return ok }, func() bool { return d.sm.fault() != nil })
 	rc, err := d.raftConfig(pki)
 	if err != nil {
@@ -287,6 +292,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: fanout: %w", err)
 	}
+	d.kickEngine.Store(d.engine)
 	d.prov, err = provider.New(provider.Config{
 		Domain:           cfg.Domain,
 		Raft:             d.repl,
@@ -296,7 +302,6 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		HubSender:        wire.ExternalSender{SignatureKey: hk.pub, Credential: provider.HubCredential(cfg.Domain)},
 		Logger:           d.log.With("component", "provider"),
 		Consent:          cfg.Consent,
-		KickDestinations: d.kickDestinations,
 		Clock:            cfg.Clock,
 		ApplyTimeout:     time.Duration(cfg.ApplyTimeout),
 	})
@@ -643,12 +648,25 @@ func (d *Daemon) storageFailed(err error) {
 		"err", err, "applied_index", d.machine.AppliedIndex())
 }
 
-// kickDestinations is the provider's KickDestinations hook: it wakes the
-// fanout workers of the destinations a command queued messages for
-// (draft-ralston-mimi-protocol-02, Section 5.5).
-func (d *Daemon) kickDestinations(dests []string) {
-	for _, dest := range dests {
-		d.engine.Kick(dest)
+// kickApplied is the state machine's applied hook: on every node, it
+// wakes the fanout workers of the destinations an applied command queued
+// messages for (draft-ralston-mimi-protocol-02, Section 5.5). Only the
+// leader's engine acts on it, whichever node proposed the command (a write
+// that reached another node is forwarded to the leader and applied there
+// too). Commands applied before the engine exists (the replay at start)
+// are found by its first scan.
+func (d *Daemon) kickApplied(res []projections.Result) {
+	e := d.kickEngine.Load()
+	if e == nil {
+		return
+	}
+	for i := range res {
+		if res[i].Err != nil {
+			continue
+		}
+		for _, dest := range eventlog.FanoutDestinations(res[i].Events) {
+			e.Kick(dest)
+		}
 	}
 }
 

@@ -53,6 +53,9 @@ func fatal(err error) bool {
 type stateMachine struct {
 	m      machineSM
 	onFail func(error)
+	// onApplied, if set, sees the results of every applied batch, on
+	// every node (it must not block).
+	onApplied func([]projections.Result)
 
 	mu     sync.Mutex
 	failed error
@@ -116,6 +119,9 @@ func (s *stateMachine) ApplyBatch(entries []raftnode.Entry) []projections.Result
 			s.latch(res[i].Err)
 			break
 		}
+	}
+	if s.onApplied != nil {
+		s.onApplied(res)
 	}
 	return res
 }

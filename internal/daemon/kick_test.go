@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openmimi/mimi/eventlog"
+	"github.com/openmimi/mimi/mls/codec"
+	"github.com/openmimi/mimi/mls/wire"
+	"github.com/openmimi/mimi/projections"
+)
+
+// TestClusterFanoutAfterWriteOnOtherNode: a write that reaches a hub node
+// other than the Raft leader is forwarded and applied on the leader, and
+// the leader's fanout delivers it at once (draft-ralston-mimi-protocol-02,
+// Section 5.5), not at its next periodic scan, which is set to an hour
+// here. The state machine wakes the fanout on every node.
+func TestClusterFanoutAfterWriteOnOtherNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tmp := t.TempDir()
+	caDir := filepath.Join(tmp, "ca")
+	fl := listenLoopback(t, "127.0.0.1:0")
+	b, err := Start(ctx, Config{
+		Domain: "b.example", DataDir: filepath.Join(tmp, "b"), Dev: true, DevCADir: caDir,
+		Listen: "127.0.0.1:0", Listener: fl, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := startDevCluster(t, ctx, func(cfg *Config) {
+		cfg.DevCADir = caDir
+		cfg.Resolve = map[string]string{"b.example": fl.Addr().String()}
+		cfg.Fanout.ScanInterval = Duration(time.Hour)
+	}, false)
+	leader := c.leader(t)
+	var other *Daemon
+	for _, d := range c.ds {
+		if d != leader {
+			other = d
+		}
+	}
+
+	const room = "mimi://a.example/r/kick"
+	msg, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: &wire.PrivateMessage{
+		GroupID: []byte("kick-group"), ContentType: wire.ContentApplication, EncryptedSenderData: []byte{1}, Ciphertext: []byte{2},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := projections.EncodeCommand(&projections.Command{Ops: []projections.Op{
+		projections.EventOp(room, 1, &eventlog.RoomCreated{Hub: "a.example", Creator: "mimi://a.example/u/alice"}),
+		projections.EventOp(room, 2, &eventlog.ApplicationMessageAccepted{Message: msg, Sender: "mimi://a.example/d/alice1"}),
+		projections.EventOp(room, 2, &eventlog.FanoutEnqueued{Destinations: []string{"b.example"}, Back: 1, Part: eventlog.PartMessage}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if res, err := other.repl.Apply(ctx, cmd); err != nil || res.Err != nil {
+		t.Fatalf("write through a non-leader node: %v, %v", err, res.Err)
+	}
+	waitFor(t, 10*time.Second, "b.example did not receive the message", func() bool {
+		evs, err := b.Machine().RoomEvents(room, 1, 0)
+		return err == nil && len(evs) > 0
+	})
+	t.Logf("delivered to b.example %v after the write", time.Since(start))
+}
