@@ -856,7 +856,7 @@ func (t *tx) commitAccepted(ev *eventlog.Event, b *eventlog.CommitAccepted) erro
 		}
 	}
 	r.Proposals = 0
-	if err := t.pruneEpoch(ev.Room); err != nil {
+	if err := t.pruneEpoch(ev.Room, b.Epoch); err != nil {
 		return err
 	}
 	// Member index: merge the sorted old and new lists.
@@ -920,8 +920,8 @@ func (t *tx) applicationMessageAccepted(ev *eventlog.Event, b *eventlog.Applicat
 		return &WrongEpochError{Room: ev.Room, Current: r.Epoch, Proposed: b.Epoch}
 	}
 	// The same bytes are accepted once per epoch (a PrivateMessage names
-	// its epoch, so it cannot recur in another one); the set is emptied
-	// by the next commit.
+	// its epoch, so it cannot recur in another one); an epoch's set is
+	// kept until the second commit after it (pruneEpoch).
 	h := sha256.Sum256(b.Message)
 	k := messageKey(ev.Room, b.Epoch, h[:])
 	var prev MessageRecord
@@ -934,19 +934,36 @@ func (t *tx) applicationMessageAccepted(ev *eventlog.Event, b *eventlog.Applicat
 	return t.put(k, &MessageRecord{Seq: ev.Seq, Timestamp: ev.Timestamp})
 }
 
-// pruneEpoch forgets what a room remembers of its past epoch, the
-// accepted application messages and the ProposalRefs of the cached
-// proposals (called when a commit advances the epoch).
-func (t *tx) pruneEpoch(room string) error {
-	for _, prefix := range [][]byte{key(pMessage, room), key(pPropRef, room)} {
-		keys, _, err := t.scan(prefix)
-		if err != nil {
+// pruneEpoch forgets, when a commit moves a room to epoch next, the
+// ProposalRefs of the cached proposals and the accepted application
+// messages of the epochs before the one the commit closes. The closed
+// epoch's messages stay for one more epoch, so that a provider re-sending
+// one whose answer it lost gets its first acceptance rather than
+// epochTooOld (draft-ralston-mimi-protocol-02, Section 5.4).
+func (t *tx) pruneEpoch(room string, next uint64) error {
+	msgs := key(pMessage, room)
+	keys, _, err := t.scan(msgs)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if len(k) < len(msgs)+8 {
+			return fmt.Errorf("%w: message key %x", ErrCorruptState, k)
+		}
+		if next > 0 && binary.BigEndian.Uint64(k[len(msgs):]) >= next-1 {
+			continue
+		}
+		if err := t.del(k); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			if err := t.del(k); err != nil {
-				return err
-			}
+	}
+	refs, _, err := t.scan(key(pPropRef, room))
+	if err != nil {
+		return err
+	}
+	for _, k := range refs {
+		if err := t.del(k); err != nil {
+			return err
 		}
 	}
 	return nil

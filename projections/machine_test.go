@@ -598,7 +598,8 @@ func TestRestoreRecovery(t *testing.T) {
 // TestDuplicateApplicationMessage: a room accepts the same application
 // message bytes once per epoch (draft-ralston-mimi-protocol-02, Section
 // 5.4); the rejection changes nothing, AcceptedMessage reports the first
-// acceptance, the set is emptied by the next commit, and replay agrees.
+// acceptance, an epoch's set outlives the next commit and is emptied by
+// the one after, and replay agrees.
 func TestDuplicateApplicationMessage(t *testing.T) {
 	h := newHarness(t)
 	h.ok(nil, ev("room", 1, &eventlog.RoomCreated{Hub: "hub"}))
@@ -634,15 +635,23 @@ func TestDuplicateApplicationMessage(t *testing.T) {
 	if dec, err := (projections.ResultCodec{}).DecodeResult(enc); err != nil || !errors.Is(dec.Err, projections.ErrDuplicateMessage) {
 		t.Fatalf("decoded %v %v", dec.Err, err)
 	}
-	// A commit empties the set: nothing of epoch 0 is remembered.
+	// The next commit keeps epoch 0's set (a resend after a lost answer
+	// still finds its acceptance); the one after empties it.
 	h.ok(nil, ev("room", 10, &eventlog.CommitAccepted{Epoch: 1, Commit: []byte("c1")}))
-	if _, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || found {
-		t.Fatalf("after the commit: found=%v err=%v", found, err)
-	}
-	if _, found, _ := h.m.AcceptedMessage("room2", 0, hash); !found {
-		t.Fatal("the commit of room pruned room2's messages")
+	if rec, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || !found || rec.Timestamp != 7 {
+		t.Fatalf("after one commit: %+v found=%v err=%v", rec, found, err)
 	}
 	h.ok(nil, ev("room", 11, &eventlog.ApplicationMessageAccepted{Epoch: 1, Message: msg}))
+	h.ok(nil, ev("room", 12, &eventlog.CommitAccepted{Epoch: 2, Commit: []byte("c2")}))
+	if _, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || found {
+		t.Fatalf("after two commits: found=%v err=%v", found, err)
+	}
+	if _, found, err := h.m.AcceptedMessage("room", 1, hash); err != nil || !found {
+		t.Fatalf("epoch 1 after the commit closing it: found=%v err=%v", found, err)
+	}
+	if _, found, _ := h.m.AcceptedMessage("room2", 0, hash); !found {
+		t.Fatal("the commits of room pruned room2's messages")
+	}
 	replayCheck(t, h)
 }
 

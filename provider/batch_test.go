@@ -843,15 +843,32 @@ func TestSubmitResubmission(t *testing.T) {
 		t.Fatalf("messages per command %v: want the refused pair, then fresh alone", counts)
 	}
 
-	// A commit forgets the epoch's messages; the old bytes are now too old.
-	pc, up := providertest.Commit(t, w.aliceG, nil)
-	if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, up); err != nil || resp.Code != mimi.UpdateSuccess {
-		t.Fatalf("commit: %v %+v", err, resp)
+	// After a commit, a resend (the answer was lost while the epoch moved
+	// on) still gets its first acceptance; a new message of the old epoch
+	// is too old. The second commit forgets the epoch's messages.
+	commit := func() {
+		t.Helper()
+		pc, up := providertest.Commit(t, w.aliceG, nil)
+		if resp, err := w.a.P.LocalUpdate(w.ctx, w.alice.Client, room, up); err != nil || resp.Code != mimi.UpdateSuccess {
+			t.Fatalf("commit: %v %+v", err, resp)
+		}
+		if err := pc.Merge(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := pc.Merge(); err != nil {
-		t.Fatal(err)
+	stale := providertest.Message(t, w.bobG, "never sent before the commit")
+	commit()
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req); err != nil || resp.Code != mimi.SubmitAccepted || resp.AcceptedTimestamp != first.AcceptedTimestamp {
+		t.Fatalf("resend after a commit: %v %+v, want accepted at %d", err, resp, first.AcceptedTimestamp)
 	}
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, stale); err != nil || resp.Code != mimi.SubmitEpochTooOld {
+		t.Fatalf("new message of the old epoch: %v %+v, want epochTooOld", err, resp)
+	}
+	commit()
 	if resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req); err != nil || resp.Code != mimi.SubmitEpochTooOld {
-		t.Fatalf("after the commit: %v %+v, want epochTooOld", err, resp)
+		t.Fatalf("after two commits: %v %+v, want epochTooOld", err, resp)
+	}
+	if msgs, _ := roomMessages(t, w.a.M); len(msgs) != 6 {
+		t.Fatalf("%d messages in the log, want still 6", len(msgs))
 	}
 }

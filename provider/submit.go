@@ -345,7 +345,9 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 	// A message accepted before is answered without a Raft command; under
 	// load (batches of several) that lookup is left to the state machine,
 	// whose ErrDuplicateMessage sends the batch back one by one, and a
-	// single message is looked up here first.
+	// single message is looked up here first. A message of a past epoch
+	// is always looked up: it may be a resend of one accepted before the
+	// epoch moved on, which gets its first acceptance, not epochTooOld.
 	lookUp := len(items) == 1
 	for _, it := range items {
 		pm := it.req.AppMessage.PrivateMessage
@@ -360,7 +362,7 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 			f.twins = append(f.twins, it)
 			continue
 		}
-		if lookUp {
+		if lookUp || pm.Epoch < rec.Epoch {
 			if resp, err := p.acceptedBefore(room, pm.Epoch, h[:]); err != nil || resp != nil {
 				it.answer(resp, err)
 				continue
@@ -413,10 +415,16 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 		return nil, nil
 	case errors.As(res.Err, &we):
 		// Every message of the batch is of the epoch the condition
-		// named, so each gets the answer it would get alone.
+		// named, so each gets the answer it would get alone: a resend of
+		// a message accepted before the commit gets that acceptance.
 		hr.invalidate()
 		for _, it := range batch {
-			if we.Current > it.req.AppMessage.PrivateMessage.Epoch {
+			if epoch := it.req.AppMessage.PrivateMessage.Epoch; we.Current > epoch {
+				h := sha256.Sum256(it.msg)
+				if resp, err := p.acceptedBefore(room, epoch, h[:]); err != nil || resp != nil {
+					it.answer(resp, err)
+					continue
+				}
 				it.answer(submitEpochTooOld(we.Current), nil)
 			} else {
 				it.answer(submitNotAllowed(), nil)

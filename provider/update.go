@@ -180,6 +180,19 @@ func (p *Provider) hubUpdate(ctx context.Context, src source, room string, req *
 			return &mimi.UpdateRoomResponse{Code: mimi.UpdateSuccess, AcceptedTimestamp: ts}, nil
 		case errors.As(res.Err, &we):
 			hr.invalidate()
+			if req.IsCommit() {
+				// The commit that moved the room on may be this one, sent
+				// again while its first copy was being replicated: it
+				// gets that acceptance (the state machine applied it
+				// here before refusing this command).
+				rec, err := p.hostedRoom(room)
+				if err != nil {
+					return nil, err
+				}
+				if resp, err := p.commitAcceptedBefore(room, rec, &req.ProposalOrCommit); err != nil || resp != nil {
+					return resp, err
+				}
+			}
 			return updateWrongEpoch(we.Current), nil
 		case errors.As(res.Err, &se):
 			// The room changed under us (or the head was unknown): catch
