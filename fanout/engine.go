@@ -103,6 +103,10 @@ type destState struct {
 	// pinned is the batch being attempted, re-sent byte for byte until
 	// acknowledged.
 	pinned *Batch
+	// pokeable: the last attempt got no HTTP answer at all, so Poke may
+	// cut its backoff short, once; poke wakes the sleeping worker.
+	pokeable bool
+	poke     chan struct{}
 }
 
 type noMetrics struct{}
@@ -194,6 +198,27 @@ func (e *Engine) Kick(dest string) {
 	}
 }
 
+// Poke tells the engine that dest has just reached this provider (an
+// authenticated request from it): if dest's last delivery got no HTTP
+// answer at all (the peer was down or unreachable), the retry is made now
+// instead of at the end of its backoff, once per failure. A wait the peer
+// asked for (Retry-After) or a backoff after an HTTP error is kept
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func (e *Engine) Poke(dest string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.dests[dest]
+	if st == nil || !st.pokeable {
+		return
+	}
+	st.pokeable = false
+	select {
+	case st.poke <- struct{}{}:
+	default:
+	}
+	e.log.Info("fanout: peer reached us; retrying the delivery now", "dest", dest)
+}
+
 // KickAll makes Run check leadership and scan every destination now (for
 // example on a leadership change). It never blocks.
 func (e *Engine) KickAll() {
@@ -207,7 +232,7 @@ func (e *Engine) KickAll() {
 func (e *Engine) state(dest string) *destState {
 	st := e.dests[dest]
 	if st == nil {
-		st = &destState{}
+		st = &destState{poke: make(chan struct{}, 1)}
 		e.dests[dest] = st
 	}
 	return st
@@ -340,7 +365,11 @@ func (e *Engine) work(ctx context.Context, dest string, st *destState) {
 	}
 	for {
 		e.mu.Lock()
-		st.kicked = false
+		st.kicked, st.pokeable = false, false
+		select {
+		case <-st.poke: // a poke for an attempt that is over
+		default:
+		}
 		e.mu.Unlock()
 		if ctx.Err() != nil {
 			exit()
@@ -367,18 +396,21 @@ func (e *Engine) work(ctx context.Context, dest string, st *destState) {
 			e.mu.Unlock()
 			return
 		}
-		if delay > 0 && !sleep(ctx, delay) {
+		if delay > 0 && !sleep(ctx, delay, st.poke) {
 			exit()
 			return
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d, or until poke; it reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration, poke <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-poke:
 		return true
 	case <-ctx.Done():
 		return false
@@ -491,6 +523,7 @@ func (e *Engine) failed(dest string, st *destState, b *Batch, status int, retryA
 	}
 	e.mu.Lock()
 	st.lastStatus, st.lastErr, st.nextRetry = status, err.Error(), now.Add(d)
+	st.pokeable = status == 0 && class == transient
 	e.mu.Unlock()
 	e.metrics.Retry(dest, status, err, d)
 

@@ -691,3 +691,59 @@ func TestNewAndRunErrors(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestPoke: after a delivery got no HTTP answer at all (the follower was
+// down), Poke (the follower has just reached us) retries it at once
+// instead of at the end of the backoff, once per failure; a wait the
+// follower asked for with Retry-After is kept.
+func TestPoke(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fail    func() (fanout.SendResult, error, bool)
+		retries bool
+	}{
+		{"no answer", func() (fanout.SendResult, error, bool) {
+			return fanout.SendResult{}, errors.New("connection refused"), false
+		}, true},
+		{"503 with Retry-After", func() (fanout.SendResult, error, bool) {
+			return fanout.SendResult{StatusCode: http.StatusServiceUnavailable, RetryAfter: "3600"}, nil, false
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, n := newMemStore(), newFakeNet()
+			cfg := testConfig(s, n, always)
+			cfg.BackoffBase, cfg.BackoffCap, cfg.MaxRetryAfter = time.Hour, time.Hour, 2*time.Hour
+			n.setRespond(func(_ context.Context, call int, _ request) (fanout.SendResult, error, bool) {
+				if call == 1 {
+					return tc.fail()
+				}
+				return ok201()
+			})
+			s.addMsg(t, "r1", "m1", destA)
+			e, err := fanout.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runEngine(t, e)
+			waitFor(t, 5*time.Second, "the first attempt", func() bool {
+				st, _ := e.Status()
+				return len(st) == 1 && st[0].Attempts == 1
+			})
+			e.Poke("other.example") // unknown destinations are ignored
+			e.Poke(destA)
+			if !tc.retries {
+				time.Sleep(100 * time.Millisecond)
+				if got := len(n.requests()); got != 1 {
+					t.Fatalf("%d requests after the poke; the Retry-After wait must be kept", got)
+				}
+				return
+			}
+			waitFor(t, 5*time.Second, "the poked retry", func() bool { return s.cursor(destA).Acked == 1 })
+			e.Poke(destA) // nothing failed since: no effect
+			time.Sleep(50 * time.Millisecond)
+			if got := len(n.requests()); got != 2 {
+				t.Fatalf("%d requests, want 2", got)
+			}
+		})
+	}
+}

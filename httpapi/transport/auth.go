@@ -118,8 +118,9 @@ func TargetFromContext(ctx context.Context) (string, bool) {
 //
 // Otherwise it caps the body with http.MaxBytesReader at MaxBodyBytes (so a
 // body without Content-Length that runs over fails to read with
-// *http.MaxBytesError; ReadBody turns that into 413) and calls next with
-// the Peer and target domain in the request context.
+// *http.MaxBytesError; ReadBody turns that into 413), calls
+// ServerConfig.OnPeer, and calls next with the Peer and target domain in
+// the request context.
 func (s *Server) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
@@ -158,6 +159,9 @@ func (s *Server) Authenticate(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		if s.onPeer != nil {
+			s.onPeer(source)
+		}
 		ctx := NewContext(r.Context(), Peer{Domain: source, Certificate: leaf}, target)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

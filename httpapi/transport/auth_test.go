@@ -43,6 +43,7 @@ func newFixture(t *testing.T) *fixture {
 		ClientCAs:    anchors,
 		MaxBodyBytes: testMaxBody,
 		OnRefuse:     f.probe.onRefuse,
+		OnPeer:       f.probe.onPeer,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +249,9 @@ func TestAuthenticate(t *testing.T) {
 					if f.probe.calls.Load() != 1 || f.probe.bodyRead.Load() != int64(len(body)) {
 						t.Fatalf("calls %d, body read %d", f.probe.calls.Load(), f.probe.bodyRead.Load())
 					}
+					if peers := f.probe.lastPeers(); len(peers) != 1 || peers[0] != c.wantPeer {
+						t.Fatalf("OnPeer saw %v, want [%s]", peers, c.wantPeer)
+					}
 					return
 				}
 				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
@@ -267,6 +271,9 @@ func TestAuthenticate(t *testing.T) {
 			}
 			if n := f.probe.calls.Load(); n != 0 {
 				t.Fatalf("next handler called %d times on refusal", n)
+			}
+			if peers := f.probe.lastPeers(); len(peers) != 0 {
+				t.Fatalf("OnPeer called for a refused request: %v", peers)
 			}
 			if n := f.probe.bodyRead.Load(); n != 0 {
 				t.Fatalf("%d body bytes read on refusal", n)

@@ -157,6 +157,7 @@ type probe struct {
 
 	mu       sync.Mutex
 	refusals []refusal
+	peers    []string // OnPeer calls
 	last     seen
 }
 
@@ -189,9 +190,22 @@ func (p *probe) reset() {
 	p.bodyRead.Store(0)
 	p.calls.Store(0)
 	p.mu.Lock()
-	p.refusals = nil
+	p.refusals, p.peers = nil, nil
 	p.last = seen{}
 	p.mu.Unlock()
+}
+
+func (p *probe) onPeer(domain string) {
+	p.mu.Lock()
+	p.peers = append(p.peers, domain)
+	p.mu.Unlock()
+}
+
+// lastPeers returns the OnPeer calls since the last reset.
+func (p *probe) lastPeers() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.peers...)
 }
 
 func (p *probe) onRefuse(_ *http.Request, status int, err error) {

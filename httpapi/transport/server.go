@@ -58,6 +58,11 @@ type ServerConfig struct {
 	// RateLimit is the per-peer request rate limit of Authenticate; the
 	// zero value applies DefaultRatePerSecond and DefaultRateBurst.
 	RateLimit RateLimit
+	// OnPeer, if non-nil, is called with the authenticated peer domain of
+	// every request Authenticate lets through, before its body is read
+	// (for example to retry deliveries to a peer that has just reached
+	// us). It must not block.
+	OnPeer func(domain string)
 }
 
 // Server holds the served domains, their certificates and directories, and
@@ -71,6 +76,7 @@ type Server struct {
 	anchors  *x509.CertPool
 	maxBody  int64
 	onRefuse func(*http.Request, int, error)
+	onPeer   func(string)
 	limiter  *rateLimiter
 }
 
@@ -99,6 +105,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		anchors:  cfg.ClientCAs,
 		maxBody:  cfg.MaxBodyBytes,
 		onRefuse: cfg.OnRefuse,
+		onPeer:   cfg.OnPeer,
 	}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes

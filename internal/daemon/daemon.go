@@ -319,6 +319,9 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		OnRefuse: func(r *http.Request, status int, reason error) {
 			d.log.Debug("federation request refused", "status", status, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
 		},
+		// A peer that reaches us is up: a delivery to it waiting out a
+		// backoff after a connection failure is retried now.
+		OnPeer: d.engine.Poke,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: federation server: %w", err)
