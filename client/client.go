@@ -223,6 +223,13 @@ func (c *Client) Enroll(ctx context.Context, n int) error {
 // private keys, and uploads them to the provider
 // (draft-ralston-mimi-protocol-02, Section 4.3.1). It returns their
 // KeyPackageRefs.
+//
+// An upload that gets no answer is sent again, the same KeyPackages (a
+// provider takes a KeyPackage it already holds as uploaded). If no try is
+// answered, the error wraps ErrOutcomeUnknown and the private keys are kept
+// anyway: the provider may hold the KeyPackages and hand them out, and a
+// Welcome to one of them must still be processed. KeyPackageCount then
+// counts them.
 func (c *Client) PublishKeyPackages(ctx context.Context, n int) ([][]byte, error) {
 	if n <= 0 || n > MaxKeyPackages {
 		return nil, fmt.Errorf("%w: %d KeyPackages (1 to %d)", ErrInvalidArgument, n, MaxKeyPackages)
@@ -245,11 +252,12 @@ func (c *Client) PublishKeyPackages(ctx context.Context, n int) ([][]byte, error
 		kps = append(kps, b.KeyPackage)
 		refs = append(refs, ref)
 	}
-	if err := c.p.UploadKeyPackages(ctx, c.id.Client, kps); err != nil {
-		return nil, fmt.Errorf("client: uploading KeyPackages: %w", err)
-	}
+	err := c.resend(ctx, func() error { return c.p.UploadKeyPackages(ctx, c.id.Client, kps) })
 	for r, b := range bundles {
 		c.bundles[r] = b
+	}
+	if err != nil {
+		return refs, fmt.Errorf("%w: uploading KeyPackages: %w", ErrOutcomeUnknown, err)
 	}
 	return refs, nil
 }

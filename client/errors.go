@@ -27,6 +27,8 @@ var (
 	// unknown whether the hub accepted it. The commit stays pending: if its
 	// echo arrives it is applied, if another commit arrives it is dropped
 	// (Section 5.5: clients must be prepared to receive their own message).
+	// Also: the provider did not answer a KeyPackage upload
+	// (PublishKeyPackages keeps the private keys).
 	ErrOutcomeUnknown = errors.New("client: outcome of the update is unknown")
 	// ErrUnknownRoom: the client is not a member of the room.
 	ErrUnknownRoom = errors.New("client: not a member of this room")

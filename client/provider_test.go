@@ -2,10 +2,14 @@ package client_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/openmimi/mimi/client"
 	"github.com/openmimi/mimi/client/local"
+	"github.com/openmimi/mimi/mls/wire"
 	"github.com/openmimi/mimi/provider/providertest"
 )
 
@@ -122,5 +126,64 @@ func TestRolesRemovalResyncWithProviders(t *testing.T) {
 	evs = w.sync("ClientA1")
 	if ev := find(evs["ClientA1"], client.EventMessage); ev == nil || string(ev.Data) != "back" {
 		t.Fatalf("%+v", evs)
+	}
+}
+
+// lossyUploads stores every KeyPackage upload at the provider but loses
+// the answer of the first lose ones (the provider's answer never reaches
+// the client).
+type lossyUploads struct {
+	client.Provider
+	lose  int
+	calls int
+}
+
+func (l *lossyUploads) UploadKeyPackages(ctx context.Context, cl string, kps []*wire.KeyPackage) error {
+	err := l.Provider.UploadKeyPackages(ctx, cl, kps)
+	l.calls++
+	if l.calls <= l.lose {
+		return errors.New("connection reset after the upload")
+	}
+	return err
+}
+
+// TestPublishKeyPackagesLostAnswer: an upload whose answer was lost is sent
+// again, and the provider takes it as done (draft-ralston-mimi-protocol-02,
+// Section 4.3.1); when no answer comes at all the private keys are kept,
+// since the provider holds the KeyPackages and may hand them out.
+func TestPublishKeyPackagesLostAnswer(t *testing.T) {
+	ctx := context.Background()
+	r := newRealNet(t)
+	node := r.nodes["b.example"]
+	for _, tc := range []struct {
+		name    string
+		lose    int
+		wantErr error
+	}{{"one answer lost", 1, nil}, {"every answer lost", 100, client.ErrOutcomeUnknown}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &lossyUploads{Provider: r.provider("b.example"), lose: tc.lose}
+			dev := "mimi://b.example/d/" + strings.ReplaceAll(tc.name, " ", "-")
+			c, err := client.New(bob, dev, suite, p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Register(ctx); err != nil {
+				t.Fatal(err)
+			}
+			refs, err := c.PublishKeyPackages(ctx, 2)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("PublishKeyPackages: %v, want %v", err, tc.wantErr)
+			}
+			if len(refs) != 2 || c.KeyPackageCount() != 2 {
+				t.Fatalf("%d refs, %d private keys kept; want 2 and 2", len(refs), c.KeyPackageCount())
+			}
+			if p.calls < 2 {
+				t.Fatalf("%d uploads, want the lost one sent again", p.calls)
+			}
+			held, err := node.M.ClaimableKeyPackages(dev, 0, uint64(time.Now().UnixMilli()))
+			if err != nil || len(held) != 2 {
+				t.Fatalf("the provider holds %d KeyPackages (%v), want 2", len(held), err)
+			}
+		})
 	}
 }

@@ -302,8 +302,21 @@ func TestUploadKeyPackages(t *testing.T) {
 	if _, err := c.P.UploadKeyPackages(ctx, cathy.Client, []*wire.KeyPackage{kp}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.P.UploadKeyPackages(ctx, cathy.Client, []*wire.KeyPackage{kp}); !errors.Is(err, provider.ErrInvalid) {
-		t.Fatalf("duplicate: %v", err)
+	// The same upload again (its answer was lost) changes nothing; one
+	// that also carries a new KeyPackage stores only the new one.
+	stored := c.Digest(t)
+	if _, err := c.P.UploadKeyPackages(ctx, cathy.Client, []*wire.KeyPackage{kp}); err != nil {
+		t.Fatalf("the same upload again: %v", err)
+	}
+	if string(stored) != string(c.Digest(t)) {
+		t.Fatal("uploading a stored KeyPackage again changed the state")
+	}
+	kp2 := cathy.KeyPackage(t, nil)
+	if _, err := c.P.UploadKeyPackages(ctx, cathy.Client, []*wire.KeyPackage{kp, kp2}); err != nil {
+		t.Fatalf("a stored and a new KeyPackage: %v", err)
+	}
+	if kps, err := c.M.ClaimableKeyPackages(cathy.Client, 0, uint64(time.Now().UnixMilli())); err != nil || len(kps) != 2 {
+		t.Fatalf("claimable after the uploads: %d, %v; want 2", len(kps), err)
 	}
 	// Registering a client of another provider, or with a non-MIMI
 	// credential, is refused.

@@ -79,6 +79,9 @@ func (p *Provider) localRoomHub(client, room string) (string, error) {
 // (draft-ralston-mimi-protocol-02, Section 4.3.1 "Server State"). Each
 // must verify (RFC 9420, Section 10.1), carry the client's MIMI identity
 // and a lifetime that has not ended. It returns their KeyPackageRefs.
+// Uploading a stored KeyPackage of the client again is not an error and
+// changes nothing (a claimed one stays claimed), so a client whose answer
+// was lost can send the same upload again.
 func (p *Provider) UploadKeyPackages(ctx context.Context, client string, kps []*wire.KeyPackage) ([][]byte, error) {
 	if _, err := p.localClient(client); err != nil {
 		return nil, err
@@ -127,12 +130,27 @@ func (p *Provider) UploadKeyPackages(ctx context.Context, client string, kps []*
 		body.KeyPackages = append(body.KeyPackages, eventlog.KeyPackage{Ref: ref, CipherSuite: uint16(kp.CipherSuite), NotAfter: lt.NotAfter, Data: data})
 		refs = append(refs, ref)
 	}
-	cmd := &projections.Command{
-		Conditions: []projections.Condition{projections.ClientIsRegistered(client)},
-		Ops:        []projections.Op{projections.EventOp("", p.nowMillis(), body)},
-	}
-	if _, err := p.applyOK(ctx, cmd); err != nil {
+	all := body.KeyPackages
+	for attempt := 0; ; attempt++ {
+		// Idempotent: the KeyPackages this client uploaded before (the
+		// answer to that upload may have been lost) are left out, claimed
+		// since or not, so a client can send the same upload again.
+		fresh, err := p.newKeyPackages(client, all)
+		if err != nil || len(fresh) == 0 {
+			return refs, err
+		}
+		body.KeyPackages = fresh
+		cmd := &projections.Command{
+			Conditions: []projections.Condition{projections.ClientIsRegistered(client)},
+			Ops:        []projections.Op{projections.EventOp("", p.nowMillis(), body)},
+		}
+		_, err = p.applyOK(ctx, cmd)
 		switch {
+		case err == nil:
+			return refs, nil
+		case errors.Is(err, projections.ErrKeyPackageExists) && attempt == 0:
+			// The same upload, concurrently: look again.
+			continue
 		case errors.Is(err, projections.ErrKeyPackageExists):
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		case errors.Is(err, projections.ErrUnknownClient):
@@ -140,7 +158,24 @@ func (p *Provider) UploadKeyPackages(ctx context.Context, client string, kps []*
 		}
 		return nil, fmt.Errorf("provider: upload KeyPackages of %s: %w", client, err)
 	}
-	return refs, nil
+}
+
+// newKeyPackages returns those of kps that are not stored yet. One stored
+// with other bytes or for another client is ErrInvalid.
+func (p *Provider) newKeyPackages(client string, kps []eventlog.KeyPackage) ([]eventlog.KeyPackage, error) {
+	var fresh []eventlog.KeyPackage
+	for _, kp := range kps {
+		prev, err := p.m.KeyPackage(kp.Ref)
+		switch {
+		case errors.Is(err, projections.ErrKeyPackageUnknown):
+			fresh = append(fresh, kp)
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case prev.Client != client || !bytes.Equal(prev.Data, kp.Data):
+			return nil, fmt.Errorf("%w: KeyPackage %x is stored for %s with other bytes", ErrInvalid, kp.Ref, prev.Client)
+		}
+	}
+	return fresh, nil
 }
 
 // CreateRoom creates a room hosted by this provider from the creator's
