@@ -31,26 +31,38 @@ const (
 
 // Node is one mimid process of the topology with its addresses.
 type Node struct {
-	// ID is the Raft node ID of a hub node, or the domain of a follower.
+	// ID is the Raft node ID of a clustered provider's node (also the
+	// name of its data directory and log), or the domain of a single-node
+	// follower.
 	ID     string
 	Domain string
 	Proc   *Proc
-	// Fed, Client, Admin and Raft are listen addresses (Raft only for hub
-	// nodes).
+	// Fed, Client, Admin and Raft are listen addresses (Raft only for
+	// clustered nodes).
 	Fed, Client, Admin, Raft string
 	// AdminAPI calls the node's admin API.
 	AdminAPI adminv1connect.AdminServiceClient
 }
 
-// Topology is the running scenario: the hub's three nodes behind FedProxy
-// (federation) and ClientProxy (client API), and the two followers.
-type Topology struct {
-	Dir       string
-	Hub       []*Node
-	Followers []*Node
-	// FedProxy fronts the hub's federation listeners, ClientProxy their
+// Cluster is a provider run as three Raft nodes behind FedProxy
+// (federation) and ClientProxy (client API): its one domain's URLs
+// (draft-ralston-mimi-protocol-02, Section 5.1) lead to any live node.
+type Cluster struct {
+	Domain string
+	Nodes  []*Node
+	// FedProxy fronts the nodes' federation listeners, ClientProxy their
 	// client API listeners.
 	FedProxy, ClientProxy *Proxy
+}
+
+// Topology is the running scenario: the clustered providers (the hub
+// a.example first, then b.example with TopologyConfig.ClusteredFollower)
+// and the single-node followers.
+type Topology struct {
+	Dir      string
+	Clusters []*Cluster
+	// Followers are the follower providers run as single nodes.
+	Followers []*Node
 	// CAPool trusts the dev CA that issued every certificate.
 	CAPool *x509.CertPool
 }
@@ -61,12 +73,18 @@ type TopologyConfig struct {
 	Dir string
 	// Bin is the mimid binary.
 	Bin string
-	// HeartbeatTimeout and ElectionTimeout of the hub's Raft (default
+	// ClusteredFollower runs the follower provider b.example as a
+	// three-node Raft cluster behind proxies too (nodes b1, b2 and b3), so
+	// that its leader can die in the middle of a /notify
+	// (draft-ralston-mimi-protocol-02, Section 5.5: a follower answers a
+	// duplicate with 201 and processes only the first).
+	ClusteredFollower bool
+	// HeartbeatTimeout and ElectionTimeout of the clusters' Raft (default
 	// 500 ms each).
 	HeartbeatTimeout, ElectionTimeout time.Duration
-	// SnapshotThreshold and SnapshotInterval of the hub's Raft (default
-	// 1024 entries, 5 s): frequent snapshots make kills land during
-	// snapshotting and restarts install or restore snapshots.
+	// SnapshotThreshold and SnapshotInterval of the clusters' Raft
+	// (default 1024 entries, 5 s): frequent snapshots make kills land
+	// during snapshotting and restarts install or restore snapshots.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	// LogLevel of the daemons (default "info").
@@ -86,9 +104,12 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // StartTopology starts the proxies, the three hub nodes (n1 bootstraps
-// the cluster of n1, n2 and n3; all share the hub key and the dev CA) and
-// the followers b.example and c.example, and waits until every node is
-// ready. On error everything started is stopped.
+// the cluster of n1, n2 and n3), the follower b.example (with
+// ClusteredFollower the three nodes b1, b2 and b3, b1 bootstrapping; the
+// nodes of a cluster share its hub key, every node the dev CA) and the
+// follower c.example, and waits until every
+// node is ready. Every node reaches a clustered peer provider through its
+// federation proxy. On error everything started is stopped.
 func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err error) {
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = 500 * time.Millisecond
@@ -125,7 +146,7 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	raftCfg := filepath.Join(cfg.Dir, "hub-raft.json")
+	raftCfg := filepath.Join(cfg.Dir, "raft.json")
 	rc, _ := json.Marshal(map[string]any{"raft": map[string]any{
 		"heartbeat_timeout":  time.Duration(cfg.HeartbeatTimeout).String(),
 		"election_timeout":   time.Duration(cfg.ElectionTimeout).String(),
@@ -139,83 +160,113 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: t.CAPool, MinVersion: tls.VersionTLS13},
 	}}}
 
+	var addrErr error
 	addr := func() string {
 		a, e := freeAddr()
-		if e != nil && err == nil {
-			err = e
+		if e != nil && addrErr == nil {
+			addrErr = e
 		}
 		return a
 	}
-	newNode := func(id, domain string, hub bool) *Node {
+	newNode := func(id, domain string, clustered bool) *Node {
 		n := &Node{ID: id, Domain: domain, Fed: addr(), Client: addr(), Admin: addr()}
-		if hub {
+		if clustered {
 			n.Raft = addr()
 		}
 		n.Proc = &Proc{Name: id, Bin: cfg.Bin, Metrics: addr(), LogPath: filepath.Join(cfg.Dir, id+".log")}
 		n.AdminAPI = adminv1connect.NewAdminServiceClient(adminHC, "https://"+n.Admin)
 		return n
 	}
-	for _, id := range []string{"n1", "n2", "n3"} {
-		t.Hub = append(t.Hub, newNode(id, HubDomain, true))
+	// fed is every provider's federation address: a cluster's proxy or a
+	// single node.
+	fed := map[string]string{}
+	newCluster := func(domain, prefix string) (*Cluster, error) {
+		c := &Cluster{Domain: domain}
+		t.Clusters = append(t.Clusters, c)
+		var fedB, cliB []Backend
+		for i := 1; i <= 3; i++ {
+			n := newNode(fmt.Sprintf("%s%d", prefix, i), domain, true)
+			c.Nodes = append(c.Nodes, n)
+			fedB = append(fedB, Backend{Addr: n.Fed, Health: n.Proc.Metrics})
+			cliB = append(cliB, Backend{Addr: n.Client, Health: n.Proc.Metrics})
+		}
+		var err error
+		if c.FedProxy, err = NewProxy("127.0.0.1:0", fedB); err != nil {
+			return nil, err
+		}
+		if c.ClientProxy, err = NewProxy("127.0.0.1:0", cliB); err != nil {
+			return nil, err
+		}
+		fed[domain] = c.FedProxy.Addr()
+		return c, nil
 	}
-	b, c := newNode(BDomain, BDomain, false), newNode(CDomain, CDomain, false)
-	t.Followers = []*Node{b, c}
-	if err != nil {
+	newSingle := func(domain string) {
+		n := newNode(domain, domain, false)
+		t.Followers = append(t.Followers, n)
+		fed[domain] = n.Fed
+	}
+	if _, err := newCluster(HubDomain, "n"); err != nil {
 		return nil, err
 	}
-	var fedB, cliB []Backend
-	for _, n := range t.Hub {
-		fedB = append(fedB, Backend{Addr: n.Fed, Health: n.Proc.Metrics})
-		cliB = append(cliB, Backend{Addr: n.Client, Health: n.Proc.Metrics})
+	if cfg.ClusteredFollower {
+		if _, err := newCluster(BDomain, "b"); err != nil {
+			return nil, err
+		}
+	} else {
+		newSingle(BDomain)
 	}
-	if t.FedProxy, err = NewProxy("127.0.0.1:0", fedB); err != nil {
-		return nil, err
-	}
-	if t.ClientProxy, err = NewProxy("127.0.0.1:0", cliB); err != nil {
-		return nil, err
+	newSingle(CDomain)
+	if addrErr != nil {
+		return nil, addrErr
 	}
 
-	common := func(n *Node) []string {
-		return []string{"serve", "-dev", "-dev-ca", caDir, "-domain", n.Domain,
+	args := func(n *Node) []string {
+		a := []string{"serve", "-dev", "-dev-ca", caDir, "-domain", n.Domain,
 			"-data", filepath.Join(cfg.Dir, n.ID),
 			"-listen", n.Fed, "-client-listen", n.Client, "-admin-listen", n.Admin,
 			"-admin-token-file", tokenFile, "-metrics-listen", n.Proc.Metrics,
 			"-log-level", cfg.LogLevel, "-shutdown-timeout", "5s"}
-	}
-	hubKey := filepath.Join(cfg.Dir, "a.example-hub-key.pem")
-	for i, n := range t.Hub {
-		args := append([]string{"serve", "-config", raftCfg}, common(n)[1:]...)
-		args = append(args, "-hub-key", hubKey, "-raft-id", n.ID, "-raft-bind", n.Raft,
-			"-peer", BDomain+"="+b.Fed, "-peer", CDomain+"="+c.Fed)
-		if i == 0 {
-			args = append(args, "-raft-bootstrap")
-			for _, p := range t.Hub[1:] {
-				args = append(args, "-raft-peer", p.ID+"="+p.Raft)
+		for _, d := range []string{HubDomain, BDomain, CDomain} {
+			if d != n.Domain {
+				a = append(a, "-peer", d+"="+fed[d])
 			}
 		}
-		n.Proc.Args = args
+		return a
 	}
-	b.Proc.Args = append(common(b), "-peer", HubDomain+"="+t.FedProxy.Addr(), "-peer", CDomain+"="+c.Fed)
-	c.Proc.Args = append(common(c), "-peer", HubDomain+"="+t.FedProxy.Addr(), "-peer", BDomain+"="+b.Fed)
+	for _, c := range t.Clusters {
+		for i, n := range c.Nodes {
+			n.Proc.Args = append(args(n), "-config", raftCfg, "-raft-id", n.ID, "-raft-bind", n.Raft, "-hub-key", c.hubKey(cfg.Dir))
+			if i == 0 {
+				n.Proc.Args = append(n.Proc.Args, "-raft-bootstrap")
+				for _, p := range c.Nodes[1:] {
+					n.Proc.Args = append(n.Proc.Args, "-raft-peer", p.ID+"="+p.Raft)
+				}
+			}
+		}
+	}
+	for _, n := range t.Followers {
+		n.Proc.Args = args(n)
+	}
 
-	// n1 first: it generates the shared hub key.
-	if err := t.Hub[0].Proc.Start(); err != nil {
-		return nil, err
-	}
-	for {
-		if _, e := os.Stat(hubKey); e == nil {
-			break
-		}
-		if !t.Hub[0].Proc.Running() {
-			return nil, fmt.Errorf("chaos: n1 exited during startup; log:\n%s", t.Hub[0].Proc.LogTail(4000))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+	// Each cluster's bootstrapping node first: it generates the cluster's
+	// hub key, which the other nodes must share (mimid refuses to start a
+	// clustered node that neither bootstraps nor has it).
+	for _, c := range t.Clusters {
+		if err := c.Nodes[0].Proc.Start(); err != nil {
+			return nil, err
 		}
 	}
-	for _, n := range append(t.Hub[1:], t.Followers...) {
+	for _, c := range t.Clusters {
+		if err := c.waitHubKey(ctx, cfg.Dir); err != nil {
+			return nil, err
+		}
+		for _, n := range c.Nodes[1:] {
+			if err := n.Proc.Start(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, n := range t.Followers {
 		if err := n.Proc.Start(); err != nil {
 			return nil, err
 		}
@@ -228,8 +279,61 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 	return t, nil
 }
 
-// All returns every node, hub nodes first.
-func (t *Topology) All() []*Node { return append(append([]*Node(nil), t.Hub...), t.Followers...) }
+// hubKey is the path of the cluster's shared hub signing key (-hub-key).
+func (c *Cluster) hubKey(dir string) string {
+	return filepath.Join(dir, c.Domain+"-hub-key.pem")
+}
+
+// waitHubKey waits until the cluster's bootstrapping node has written the
+// shared hub key.
+func (c *Cluster) waitHubKey(ctx context.Context, dir string) error {
+	n := c.Nodes[0]
+	for {
+		if _, err := os.Stat(c.hubKey(dir)); err == nil {
+			return nil
+		}
+		if !n.Proc.Running() {
+			return fmt.Errorf("chaos: %s exited during startup; log:\n%s", n.ID, n.Proc.LogTail(4000))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Hub returns the hub's cluster.
+func (t *Topology) Hub() *Cluster { return t.Clusters[0] }
+
+// Cluster returns the cluster of a domain, or nil if the domain runs as a
+// single node.
+func (t *Topology) Cluster(domain string) *Cluster {
+	for _, c := range t.Clusters {
+		if c.Domain == domain {
+			return c
+		}
+	}
+	return nil
+}
+
+// All returns every node, the clusters' first (the hub's first of all).
+func (t *Topology) All() []*Node {
+	var out []*Node
+	for _, c := range t.Clusters {
+		out = append(out, c.Nodes...)
+	}
+	return append(out, t.Followers...)
+}
+
+// Proxies returns every cluster's proxies.
+func (t *Topology) Proxies() []*Proxy {
+	var out []*Proxy
+	for _, c := range t.Clusters {
+		out = append(out, c.FedProxy, c.ClientProxy)
+	}
+	return out
+}
 
 // Close stops every process (SIGTERM, then SIGKILL after 10 s) and the
 // proxies.
@@ -239,14 +343,14 @@ func (t *Topology) Close() {
 			_ = n.Proc.Stop(10 * time.Second)
 		}
 	}
-	for _, p := range []*Proxy{t.FedProxy, t.ClientProxy} {
+	for _, p := range t.Proxies() {
 		if p != nil {
 			_ = p.Close()
 		}
 	}
 }
 
-// ClusterStatus asks a hub node for its Raft status.
+// ClusterStatus asks a clustered node for its Raft status.
 func (n *Node) ClusterStatus(ctx context.Context) (*adminv1.ClusterStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -257,10 +361,10 @@ func (n *Node) ClusterStatus(ctx context.Context) (*adminv1.ClusterStatus, error
 	return resp.Msg.GetStatus(), nil
 }
 
-// Leader returns the hub node that reports itself leader, if any running
-// node does.
-func (t *Topology) Leader(ctx context.Context) (*Node, *adminv1.ClusterStatus) {
-	for _, n := range t.Hub {
+// Leader returns the node of the cluster that reports itself leader, if
+// any running node does.
+func (c *Cluster) Leader(ctx context.Context) (*Node, *adminv1.ClusterStatus) {
+	for _, n := range c.Nodes {
 		if !n.Proc.Running() {
 			continue
 		}
@@ -272,14 +376,14 @@ func (t *Topology) Leader(ctx context.Context) (*Node, *adminv1.ClusterStatus) {
 	return nil, nil
 }
 
-// WaitConverged waits until every hub node runs, one is leader, and every
-// node has applied the leader's commit index, twice in a row 300 ms apart
-// with the same index (nothing more is being written).
-func (t *Topology) WaitConverged(ctx context.Context) (uint64, error) {
+// WaitConverged waits until every node of the cluster runs, one is
+// leader, and every node has applied the leader's commit index, twice in a
+// row 300 ms apart with the same index (nothing more is being written).
+func (c *Cluster) WaitConverged(ctx context.Context) (uint64, error) {
 	var last uint64
 	stable := 0
 	for {
-		idx, ok := t.appliedEverywhere(ctx)
+		idx, ok := c.appliedEverywhere(ctx)
 		switch {
 		case ok && idx == last:
 			stable++
@@ -293,18 +397,18 @@ func (t *Topology) WaitConverged(ctx context.Context) (uint64, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("chaos: hub nodes did not converge: %w", ctx.Err())
+			return 0, fmt.Errorf("chaos: %s nodes did not converge: %w", c.Domain, ctx.Err())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
 }
 
-func (t *Topology) appliedEverywhere(ctx context.Context) (uint64, bool) {
-	_, lst := t.Leader(ctx)
+func (c *Cluster) appliedEverywhere(ctx context.Context) (uint64, bool) {
+	_, lst := c.Leader(ctx)
 	if lst == nil {
 		return 0, false
 	}
-	for _, n := range t.Hub {
+	for _, n := range c.Nodes {
 		st, err := n.ClusterStatus(ctx)
 		if err != nil || st.GetAppliedIndex() != lst.GetCommitIndex() {
 			return 0, false

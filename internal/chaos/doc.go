@@ -1,10 +1,11 @@
 // Package chaos is the crash-fault harness of the reliability work (issue
 // #8): it runs the hub provider a.example as a three-node Raft cluster of
 // real `mimid serve` subprocesses behind an L4 TCP proxy, and the follower
-// providers b.example and c.example as single nodes, drives SDK clients
+// providers b.example and c.example as single nodes (b.example optionally
+// as a cluster too, see below), drives SDK clients
 // (packages client and client/remote over each provider's Connect client
 // API) at all three providers in rooms hosted by a.example, and SIGKILLs
-// random hub nodes at random times under load
+// random nodes at random times under load
 // (draft-ralston-mimi-protocol-02, Sections 5.4 and 5.5: message submission
 // and fanout).
 //
@@ -24,8 +25,8 @@
 // order, and nothing is received that the hub log does not hold or that
 // falls outside the client's membership. Every member's MLS epoch,
 // participant list and members must agree with the hub's room state
-// (admin API GetRoom), and the hub nodes must hold identical logs and
-// digests. When problems are found, the hub log, the submissions and the
+// (admin API GetRoom), and every cluster's nodes must hold identical
+// logs and digests. When problems are found, the hub log, the submissions and the
 // inboxes are written into Config.Dir (trace-*.txt).
 //
 // # Deployment modelled
@@ -42,4 +43,21 @@
 //
 // Run (Config, Result) is the whole scenario; TestChaosHubKill runs a short
 // version in `go test`, and tools/chaos the long one.
+//
+// # Clustered follower
+//
+// With TopologyConfig.ClusteredFollower, b.example is deployed the same
+// way: three nodes b1, b2 and b3 (b1 bootstraps) behind a federation
+// proxy, which the hub's fanout and c.example reach, and a client API
+// proxy, which b.example's clients use. Its nodes share b.example's own hub
+// key (mimid requires a joining node to have its cluster's). The follower
+// kills (Config.FollowerShare) then draw from b1, b2, b3 and c.example,
+// b.example's Raft leader with Config.LeaderShare, so that b.example's
+// leader dies in the middle of a /notify; one node is down at a time, so
+// each cluster keeps its quorum. Section 5.5 requires a follower to answer
+// a duplicate /notify with 201 and to process only the first: b.example
+// deduplicates each FanoutMessage in its replicated state machine, so the
+// checker's guarantees must hold for its clients across its leader
+// changes, and at the end its three nodes must hold identical logs and
+// digests, as the hub's must.
 package chaos

@@ -249,7 +249,7 @@ type simClient struct {
 }
 
 // clientAPIHTTP returns an HTTP/2 client for a provider's client API: TLS
-// with the domain's certificate (through the proxy for the hub).
+// with the domain's certificate (through the proxy for a cluster).
 func clientAPIHTTP(t *Topology, domain string) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		ForceAttemptHTTP2:   true,
@@ -260,27 +260,28 @@ func clientAPIHTTP(t *Topology, domain string) *http.Client {
 }
 
 // fleet creates the scenario's clients: one client API connection per
-// provider (package client/remote, at the hub through the client API
-// proxy, at the followers directly), behind a retrying Provider.
+// provider (package client/remote, at a cluster through its client API
+// proxy, at a single node directly), behind a retrying Provider.
 type fleet struct {
 	rec    *recorder
 	remote map[string]*remote.Provider
 	prov   map[string]*retrying
-	// hubHC is the HTTP client of the hub's client API.
-	hubHC *http.Client
+	// hc is the HTTP client of each provider's client API.
+	hc map[string]*http.Client
 }
 
 func newFleet(t *Topology, rec *recorder, rng *rand.Rand, attemptTimeout, giveUp time.Duration) (*fleet, error) {
-	base := map[string]string{HubDomain: "https://" + t.ClientProxy.Addr()}
+	base := map[string]string{}
+	for _, c := range t.Clusters {
+		base[c.Domain] = "https://" + c.ClientProxy.Addr()
+	}
 	for _, f := range t.Followers {
 		base[f.Domain] = "https://" + f.Client
 	}
-	f := &fleet{rec: rec, remote: map[string]*remote.Provider{}, prov: map[string]*retrying{}}
+	f := &fleet{rec: rec, remote: map[string]*remote.Provider{}, prov: map[string]*retrying{}, hc: map[string]*http.Client{}}
 	for _, dom := range []string{HubDomain, BDomain, CDomain} {
 		hc := clientAPIHTTP(t, dom)
-		if dom == HubDomain {
-			f.hubHC = hc
-		}
+		f.hc[dom] = hc
 		rp, err := remote.New(base[dom], hc)
 		if err != nil {
 			return nil, err

@@ -290,7 +290,7 @@ func stateCheck(ctx context.Context, topo *Topology, clients []*simClient, rooms
 	checked := 0
 	for _, room := range rooms {
 		var hub *adminv1.Room
-		for _, n := range topo.Hub {
+		for _, n := range topo.Hub().Nodes {
 			gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			resp, err := n.AdminAPI.GetRoom(gctx, connect.NewRequest(&adminv1.GetRoomRequest{Room: room}))
 			cancel()
@@ -305,7 +305,7 @@ func stateCheck(ctx context.Context, topo *Topology, clients []*simClient, rooms
 			if r.GetEpoch() != hub.GetEpoch() || !slices.Equal(r.GetMemberClients(), hub.GetMemberClients()) ||
 				!slices.Equal(hubParticipants(r), hubParticipants(hub)) {
 				out = append(out, Problem{Kind: ProblemDivergence, Room: room, Detail: fmt.Sprintf("%s holds the room at epoch %d with %v, %s at epoch %d with %v",
-					topo.Hub[0].ID, hub.GetEpoch(), hub.GetMemberClients(), n.ID, r.GetEpoch(), r.GetMemberClients())})
+					topo.Hub().Nodes[0].ID, hub.GetEpoch(), hub.GetMemberClients(), n.ID, r.GetEpoch(), r.GetMemberClients())})
 			}
 		}
 		members := slices.Sorted(slices.Values(hub.GetMemberClients()))

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +22,9 @@ import (
 	"github.com/openmimi/mimi/mls/wire"
 )
 
-// ProblemDivergence: the hub nodes' logs or digests differ, or an audit
-// (ReplayVerify) failed on one of them.
+// ProblemDivergence: the nodes of a clustered provider (the hub, or
+// b.example with TopologyConfig.ClusteredFollower) hold different logs or
+// digests, or an audit (ReplayVerify) failed on one of them.
 const ProblemDivergence ProblemKind = "hub-nodes-diverge"
 
 // Config configures Run. Zero values take the defaults named.
@@ -35,24 +38,27 @@ type Config struct {
 	// rooms); 0 picks one from the clock (Result.Seed reports it).
 	Seed uint64
 	// Duration is the minimum time the load runs, and Kills the minimum
-	// number of hub node kills; the run ends when both are reached
-	// (defaults 20 s and 5).
+	// number of node kills; the run ends when both are reached (defaults
+	// 20 s and 5).
 	Duration time.Duration
 	Kills    int
-	// UpMin..UpMax is how long every hub node runs between two kills,
+	// UpMin..UpMax is how long every node runs between two kills,
 	// DownMin..DownMax how long a killed node stays down (defaults
 	// 1–4 s and 0.2–2 s).
 	UpMin, UpMax     time.Duration
 	DownMin, DownMax time.Duration
-	// LeaderShare is the probability that a kill targets the current
-	// Raft leader rather than a node drawn uniformly from all three
-	// (default 0.4; negative: always uniform).
+	// LeaderShare is the probability that a kill of a clustered
+	// provider's node targets its current Raft leader rather than a node
+	// drawn uniformly from its three (default 0.4; negative: always
+	// uniform).
 	LeaderShare float64
-	// FollowerShare is the probability that a kill targets a follower
-	// provider (b.example or c.example, single nodes) instead of a hub
-	// node (default 0.25; negative: hub nodes only). A killed follower
-	// loses its in-flight /notify and client API calls; the hub's fanout
-	// retries and its clients' senders resend.
+	// FollowerShare is the probability that a kill targets a node of a
+	// follower provider (drawn uniformly from b.example's and c.example's
+	// nodes: the leader, with LeaderShare, when it is b.example's cluster)
+	// instead of a hub node (default 0.25; negative: hub nodes only). A
+	// killed follower node loses its in-flight /notify and client API
+	// calls; the hub's fanout retries and its clients' senders resend
+	// (draft-ralston-mimi-protocol-02, Section 5.5).
 	FollowerShare float64
 	// Rooms is the number of rooms hosted by a.example (default 2);
 	// Senders and Receivers the number of sending and receive-only clients
@@ -72,12 +78,14 @@ type Config struct {
 	// added, while the load and the kills go on. 0: no membership changes
 	// after the setup.
 	MembershipEvery time.Duration
-	// UnpinnedSetup sends the hub clients' setup calls through the client
-	// API proxy to any node instead of the leader. It reproduces the
-	// read-your-writes gap of a forwarded write (docs/reliability.md):
-	// setup then usually fails with "client not registered".
+	// UnpinnedSetup sends the setup calls of a clustered provider's
+	// clients through its client API proxy to any node instead of the
+	// leader. It reproduces the read-your-writes gap of a forwarded write
+	// (docs/reliability.md): setup then usually fails with "client not
+	// registered".
 	UnpinnedSetup bool
-	// Topology tunes the daemons (Raft timing, snapshots, log level).
+	// Topology tunes the daemons (Raft timing, snapshots, log level) and
+	// chooses whether b.example is clustered.
 	Topology TopologyConfig
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
@@ -120,11 +128,12 @@ func (c *Config) defaults() {
 	}
 }
 
-// Kill is one SIGKILL of a hub node or a follower provider.
+// Kill is one SIGKILL of a hub node or a follower provider's node.
 type Kill struct {
-	Node      string
+	Node, Domain string
+	// WasLeader: the node was its cluster's Raft leader.
 	WasLeader bool
-	Follower  bool // a follower provider, not a hub node
+	Follower  bool // a follower provider's node, not a hub node
 	// At is the time since the load started; Down how long the node was
 	// down; Rejoin how long it took from restart to ready.
 	At, Down, Rejoin time.Duration
@@ -141,12 +150,14 @@ type Result struct {
 	// the load stopped, if a leader answered.
 	BacklogAtStop uint64
 	Kills         []Kill
-	// LeaderKills counts the kills of the node that was leader,
-	// FollowerKills those of a follower provider.
+	// LeaderKills counts the kills of a node that was its cluster's
+	// leader, FollowerKills those of a follower provider's node.
 	LeaderKills, FollowerKills int
-	// LeaderChanges counts the changes of the leader's identity seen by
-	// polling the admin API every 250 ms, Terms the distinct Raft terms
-	// seen with a leader.
+	// ByDomain counts the kills per provider.
+	ByDomain map[string]DomainKills
+	// LeaderChanges counts the changes of a cluster leader's identity seen
+	// by polling the admin API every 250 ms, Terms the distinct Raft terms
+	// seen with a leader, both summed over the clusters.
 	LeaderChanges, Terms int
 	// Sent messages, of which Acked, OutcomeUnknown (the retries gave up)
 	// and Refused (another answer than SubmitAccepted, or an error).
@@ -169,8 +180,9 @@ type Result struct {
 	// StatesChecked counts the (member, room) states compared with the
 	// hub's room state at the end.
 	StatesChecked int
-	// HubEvents is the length of the hub's log; the nodes' logs are
-	// byte-identical and their digests equal when NodesAgree.
+	// HubEvents is the length of the hub's log; every cluster's nodes'
+	// logs are byte-identical and their digests equal when NodesAgree;
+	// Digest is the hub's.
 	HubEvents  int
 	NodesAgree bool
 	Digest     string
@@ -180,6 +192,23 @@ type Result struct {
 	// Report is the checker's report, with the divergence and
 	// decryption problems the harness found added.
 	Report *CheckReport
+}
+
+// DomainKills counts the kills of one provider's nodes (a hub or a
+// follower of draft-ralston-mimi-protocol-02, Section 5.5).
+type DomainKills struct {
+	// Kills of its nodes, LeaderKills of those that were its cluster's
+	// leader.
+	Kills, LeaderKills int
+}
+
+// byDomain formats the kills per provider, sorted by domain.
+func (r *Result) byDomain() string {
+	var parts []string
+	for _, d := range slices.Sorted(maps.Keys(r.ByDomain)) {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", d, r.ByDomain[d].Kills, r.ByDomain[d].LeaderKills))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Summary is a one-line summary of the figures.
@@ -192,8 +221,8 @@ func (r *Result) Summary() string {
 	for _, n := range r.MembershipFailures {
 		failures += n
 	}
-	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d adds=%d removes=%d membership_calls=%d membership_failures=%d membership_gave_up=%d commits_acked=%d commits_retried=%d joins=%d removals=%d states_checked=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d refused_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d member_state=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
-		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.FollowerKills, r.LeaderChanges, r.Terms,
+	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d; per domain all/leader: %s) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d adds=%d removes=%d membership_calls=%d membership_failures=%d membership_gave_up=%d commits_acked=%d commits_retried=%d joins=%d removals=%d states_checked=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d refused_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d member_state=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
+		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.FollowerKills, r.byDomain(), r.LeaderChanges, r.Terms,
 		r.Sent, r.Acked, rep.AckedRetried, r.OutcomeUnknown, r.Refused, r.SubmitCalls, r.SubmitFailures,
 		rep.HubMessages, rep.DeliveriesChecked, r.Decrypted,
 		r.Adds, r.Removes, r.MembershipCalls, failures, r.MembershipGaveUp, rep.CommitsAcked, rep.CommitsRetried, rep.Joins, rep.Removals, r.StatesChecked,
@@ -245,24 +274,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer topo.Close()
 	defer func() {
-		res.ProxyConnections = topo.FedProxy.Connections.Load() + topo.ClientProxy.Connections.Load()
-		res.ProxyFailovers = topo.FedProxy.Failovers.Load() + topo.ClientProxy.Failovers.Load()
+		for _, p := range topo.Proxies() {
+			res.ProxyConnections += p.Connections.Load()
+			res.ProxyFailovers += p.Failovers.Load()
+		}
 	}()
-	logf("chaos: topology up in %s (hub nodes n1..n3, followers b.example, c.example; fed proxy %s, client proxy %s)",
-		time.Since(began).Round(time.Millisecond), topo.FedProxy.Addr(), topo.ClientProxy.Addr())
+	var layout []string
+	for _, c := range topo.Clusters {
+		layout = append(layout, fmt.Sprintf("%s: nodes %s..%s, fed proxy %s, client proxy %s",
+			c.Domain, c.Nodes[0].ID, c.Nodes[len(c.Nodes)-1].ID, c.FedProxy.Addr(), c.ClientProxy.Addr()))
+	}
+	for _, n := range topo.Followers {
+		layout = append(layout, n.Domain+": single node")
+	}
+	logf("chaos: topology up in %s (%s)", time.Since(began).Round(time.Millisecond), strings.Join(layout, "; "))
 
 	// Clients and rooms.
 	rec := newRecorder()
 	setupCtx, setupCancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer setupCancel()
-	// Setup runs against the leader: a write answered by a follower node
-	// is applied there only later, so a client's next call through another
-	// (or the same) node may not see it yet (see docs/reliability.md).
-	if n, _ := topo.Leader(ctx); n != nil && !cfg.UnpinnedSetup {
-		for i, h := range topo.Hub {
-			if h == n {
-				topo.ClientProxy.Prefer(i)
-			}
+	// Setup runs against each cluster's leader: a write answered by a
+	// follower node is applied there only later, so a client's next call
+	// through another (or the same) node may not see it yet (see
+	// docs/reliability.md).
+	for _, c := range topo.Clusters {
+		if n, _ := c.Leader(ctx); n != nil && !cfg.UnpinnedSetup {
+			c.ClientProxy.Prefer(slices.Index(c.Nodes, n))
 		}
 	}
 	fl, err := newFleet(topo, rec, rng, cfg.AttemptTimeout, cfg.GiveUp)
@@ -294,25 +331,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, err
 	}
 	clients = append(clients, admins...)
-	topo.ClientProxy.Prefer(-1)
-	fl.hubHC.CloseIdleConnections()
+	for _, c := range topo.Clusters {
+		c.ClientProxy.Prefer(-1)
+		fl.hc[c.Domain].CloseIdleConnections()
+	}
 	logf("chaos: %d clients in %d rooms after %s", len(clients), len(rooms), time.Since(began).Round(time.Millisecond))
 
 	// Leader watcher.
 	watchCtx, watchCancel := context.WithCancel(ctx)
 	var watchWG sync.WaitGroup
 	var watchMu sync.Mutex
-	terms := map[uint64]bool{}
-	lastLeader := ""
+	type domainTerm struct {
+		domain string
+		term   uint64
+	}
+	terms := map[domainTerm]bool{}
+	lastLeader := map[string]string{}
 	watchWG.Go(func() {
 		for watchCtx.Err() == nil {
-			if n, st := topo.Leader(watchCtx); n != nil {
+			for _, c := range topo.Clusters {
+				n, st := c.Leader(watchCtx)
+				if n == nil {
+					continue
+				}
 				watchMu.Lock()
-				terms[st.GetTerm()] = true
-				if lastLeader != "" && lastLeader != n.ID {
+				terms[domainTerm{c.Domain, st.GetTerm()}] = true
+				if last := lastLeader[c.Domain]; last != "" && last != n.ID {
 					res.LeaderChanges++
 				}
-				lastLeader = n.ID
+				lastLeader[c.Domain] = n.ID
 				watchMu.Unlock()
 			}
 			select {
@@ -353,8 +400,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		workers.Go(func() { ac.run(loadCtx, stop) })
 	}
 
-	// Chaos: SIGKILL a random hub node, restart it after a random pause,
-	// wait for it to rejoin.
+	// Chaos: SIGKILL a random node, restart it after a random pause, wait
+	// for it to rejoin. One node is down at a time, so every cluster keeps
+	// its quorum.
+	followerNodes := topo.All()[len(topo.Hub().Nodes):]
+	res.ByDomain = map[string]DomainKills{}
 	var chaosErr error
 	for chaosErr == nil && (len(res.Kills) < cfg.Kills || time.Since(loadStart) < cfg.Duration) {
 		select {
@@ -371,16 +421,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if chaosErr != nil {
 			break
 		}
-		victim := topo.Hub[rng.IntN(len(topo.Hub))]
-		leader, _ := topo.Leader(ctx)
-		if leader != nil && rng.Float64() < cfg.LeaderShare {
-			victim = leader
-		}
-		follower := len(topo.Followers) > 0 && rng.Float64() < cfg.FollowerShare
+		nodes := topo.Hub().Nodes
+		follower := len(followerNodes) > 0 && rng.Float64() < cfg.FollowerShare
 		if follower {
-			victim = topo.Followers[rng.IntN(len(topo.Followers))]
+			nodes = followerNodes
 		}
-		k := Kill{Node: victim.ID, WasLeader: !follower && leader == victim, Follower: follower, At: time.Since(loadStart)}
+		victim := nodes[rng.IntN(len(nodes))]
+		wasLeader := false
+		if c := topo.Cluster(victim.Domain); c != nil {
+			leader, _ := c.Leader(ctx)
+			if leader != nil && rng.Float64() < cfg.LeaderShare {
+				victim = leader
+			}
+			wasLeader = leader == victim
+		}
+		k := Kill{Node: victim.ID, Domain: victim.Domain, WasLeader: wasLeader, Follower: follower, At: time.Since(loadStart)}
 		if err := victim.Proc.Kill(); err != nil {
 			chaosErr = err
 			break
@@ -405,17 +460,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		k.Rejoin = time.Since(restarted)
 		res.Kills = append(res.Kills, k)
+		dk := res.ByDomain[k.Domain]
+		dk.Kills++
 		if k.WasLeader {
 			res.LeaderKills++
+			dk.LeaderKills++
 		}
+		res.ByDomain[k.Domain] = dk
 		if k.Follower {
 			res.FollowerKills++
 		}
 		st.mu.Lock()
 		acked := st.acked
 		st.mu.Unlock()
-		logf("chaos: kill %d: %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged and %d membership changes made so far",
-			len(res.Kills), k.Node, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked, mst.changes())
+		logf("chaos: kill %d: %s of %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged and %d membership changes made so far",
+			len(res.Kills), k.Node, k.Domain, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked, mst.changes())
 	}
 	close(stop)
 	workersDone := make(chan struct{})
@@ -469,15 +528,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// finish waits for the hub to converge and its fanout to drain, syncs
-// every client, compares the clients' room states with the hub's, reads
-// and compares the hub nodes' logs, and runs the checker; its report gets
-// the problems the harness found, extra among them. When there are any,
-// the trace of the run is written into the work directory.
+// finish waits for the hub to converge and its fanout to drain and for
+// every other cluster to converge, syncs every client, compares the
+// clients' room states with the hub's, reads and compares each cluster's
+// nodes' logs, and runs the checker; its report gets the problems the
+// harness found, extra among them. When there are any, the trace of the
+// run is written into the work directory.
 func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []string, rec *recorder, extra []Problem, res *Result, logf func(string, ...any)) error {
 	healStart := time.Now()
 	res.BacklogAtStop = fanoutBacklog(ctx, topo)
-	if _, err := topo.WaitConverged(ctx); err != nil {
+	if _, err := topo.Hub().WaitConverged(ctx); err != nil {
 		return err
 	}
 	if err := waitFanoutDrained(ctx, topo); err != nil {
@@ -485,6 +545,13 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []s
 	}
 	res.Drain = time.Since(healStart)
 	logf("chaos: hub converged and fanout drained %s after the load stopped", res.Drain.Round(time.Millisecond))
+	// Every node of a follower cluster answers its clients' inbox reads:
+	// each must have applied every /notify its leader acknowledged.
+	for _, c := range topo.Clusters[1:] {
+		if _, err := c.WaitConverged(ctx); err != nil {
+			return err
+		}
+	}
 	for _, sc := range clients {
 		// One Sync processes a bounded number of inbox pages: sync until a
 		// Sync reads nothing new.
@@ -498,56 +565,39 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []s
 			}
 		}
 	}
-	// The hub clients' acknowledgements are writes too.
-	head, err := topo.WaitConverged(ctx)
-	if err != nil {
-		return err
+	// The clients' acknowledgements are writes too.
+	var heads []string
+	for _, c := range topo.Clusters {
+		head, err := c.WaitConverged(ctx)
+		if err != nil {
+			return err
+		}
+		heads = append(heads, fmt.Sprintf("%s at Raft index %d", c.Domain, head))
 	}
-	logf("chaos: hub converged at Raft index %d; comparing the room states and reading the logs", head)
+	logf("chaos: converged (%s); comparing the room states and reading the logs", strings.Join(heads, ", "))
 	states, checked, err := stateCheck(ctx, topo, clients, rooms)
 	if err != nil {
 		return err
 	}
 	res.StatesChecked = checked
 
-	logs := make([][]*adminv1.Event, len(topo.Hub))
-	for i, n := range topo.Hub {
-		if logs[i], err = n.ReadLog(ctx); err != nil {
+	var divergence []Problem
+	var hubLog []*adminv1.Event
+	for i, c := range topo.Clusters {
+		log, digest, problems, err := clusterAgree(ctx, c)
+		if err != nil {
 			return err
 		}
-	}
-	res.HubEvents = len(logs[0])
-	var divergence []Problem
-	for i := 1; i < len(logs); i++ {
-		if d := compareLogs(logs[0], logs[i]); d != "" {
-			divergence = append(divergence, Problem{Kind: ProblemDivergence, Detail: fmt.Sprintf("%s vs %s: %s", topo.Hub[0].ID, topo.Hub[i].ID, d)})
+		divergence = append(divergence, problems...)
+		if i == 0 {
+			hubLog, res.Digest = log, digest
 		}
+		logf("chaos: %s: %d events, digest %s, %d divergences between its nodes", c.Domain, len(log), digest, len(problems))
 	}
-	var digests []string
-	for _, n := range topo.Hub {
-		vctx, vcancel := context.WithTimeout(ctx, 10*time.Minute)
-		resp, err := n.AdminAPI.ReplayVerify(vctx, connect.NewRequest(&adminv1.ReplayVerifyRequest{}))
-		vcancel()
-		if err != nil {
-			return fmt.Errorf("chaos: %s: ReplayVerify: %w", n.ID, err)
-		}
-		v := resp.Msg
-		if !v.GetOk() {
-			divergence = append(divergence, Problem{Kind: ProblemDivergence, Detail: fmt.Sprintf("%s: audit failed: log ok=%v replay ok=%v (%s)", n.ID, v.GetLog().GetOk(), v.GetReplay().GetOk(), v.GetReplay().GetError())})
-		}
-		digests = append(digests, hex.EncodeToString(v.GetReplay().GetLiveDigest()))
-	}
-	for i := 1; i < len(digests); i++ {
-		if digests[i] != digests[0] {
-			divergence = append(divergence, Problem{Kind: ProblemDivergence, Detail: fmt.Sprintf("digest of %s %s, of %s %s", topo.Hub[0].ID, digests[0], topo.Hub[i].ID, digests[i])})
-		}
-	}
+	res.HubEvents = len(hubLog)
 	res.NodesAgree = len(divergence) == 0
-	if len(digests) > 0 {
-		res.Digest = digests[0]
-	}
 
-	entries, err := logEntries(logs[0])
+	entries, err := logEntries(hubLog)
 	if err != nil {
 		return err
 	}
@@ -558,12 +608,52 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []s
 	rep.Problems = append(rep.Problems, decryptCheck(clients, rec, res)...)
 	res.Report = rep
 	if !rep.OK() {
-		if err := writeTrace(topo.Dir, logs[0], entries, rec); err != nil {
+		if err := writeTrace(topo.Dir, hubLog, entries, rec); err != nil {
 			return fmt.Errorf("chaos: writing the trace: %w", err)
 		}
 		logf("chaos: %d problems; the hub log, the submissions and the inboxes are in %s", len(rep.Problems), filepath.Join(topo.Dir, "trace-*.txt"))
 	}
 	return nil
+}
+
+// clusterAgree reads every node's log of a cluster and audits it
+// (ReplayVerify): it returns the first node's log and live digest, and a
+// divergence problem for every log or digest that differs from the first
+// node's and every failed audit.
+func clusterAgree(ctx context.Context, c *Cluster) ([]*adminv1.Event, string, []Problem, error) {
+	logs := make([][]*adminv1.Event, len(c.Nodes))
+	for i, n := range c.Nodes {
+		var err error
+		if logs[i], err = n.ReadLog(ctx); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	var divergence []Problem
+	for i := 1; i < len(logs); i++ {
+		if d := compareLogs(logs[0], logs[i]); d != "" {
+			divergence = append(divergence, Problem{Kind: ProblemDivergence, Detail: fmt.Sprintf("%s vs %s: %s", c.Nodes[0].ID, c.Nodes[i].ID, d)})
+		}
+	}
+	var digests []string
+	for _, n := range c.Nodes {
+		vctx, vcancel := context.WithTimeout(ctx, 10*time.Minute)
+		resp, err := n.AdminAPI.ReplayVerify(vctx, connect.NewRequest(&adminv1.ReplayVerifyRequest{}))
+		vcancel()
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("chaos: %s: ReplayVerify: %w", n.ID, err)
+		}
+		v := resp.Msg
+		if !v.GetOk() {
+			divergence = append(divergence, Problem{Kind: ProblemDivergence, Detail: fmt.Sprintf("%s: audit failed: log ok=%v replay ok=%v (%s)", n.ID, v.GetLog().GetOk(), v.GetReplay().GetOk(), v.GetReplay().GetError())})
+		}
+		digests = append(digests, hex.EncodeToString(v.GetReplay().GetLiveDigest()))
+	}
+	for i := 1; i < len(digests); i++ {
+		if digests[i] != digests[0] {
+			divergence = append(divergence, Problem{Kind: ProblemDivergence, Detail: fmt.Sprintf("digest of %s %s, of %s %s", c.Nodes[0].ID, digests[0], c.Nodes[i].ID, digests[i])})
+		}
+	}
+	return logs[0], digests[0], divergence, nil
 }
 
 // retry calls f until it succeeds or ctx ends.
@@ -585,7 +675,7 @@ func retry(ctx context.Context, f func() error) error {
 // any destination (draft-ralston-mimi-protocol-02, Section 5.5).
 func waitFanoutDrained(ctx context.Context, topo *Topology) error {
 	for {
-		if n, _ := topo.Leader(ctx); n != nil {
+		if n, _ := topo.Hub().Leader(ctx); n != nil {
 			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			resp, err := n.AdminAPI.FanoutStatus(fctx, connect.NewRequest(&adminv1.FanoutStatusRequest{}))
 			cancel()
@@ -612,7 +702,7 @@ func waitFanoutDrained(ctx context.Context, topo *Topology) error {
 // fanoutBacklog returns the leader's fanout backlog over all destinations
 // (0 if no leader answers).
 func fanoutBacklog(ctx context.Context, topo *Topology) uint64 {
-	n, _ := topo.Leader(ctx)
+	n, _ := topo.Hub().Leader(ctx)
 	if n == nil {
 		return 0
 	}
@@ -738,9 +828,10 @@ func truncate(b []byte) string {
 // DumpLogs returns the tail of every process log (for a failed run).
 func DumpLogs(dir string, n int64) string {
 	var b strings.Builder
-	for _, id := range []string{"n1", "n2", "n3", BDomain, CDomain} {
-		p := &Proc{LogPath: filepath.Join(dir, id+".log")}
-		fmt.Fprintf(&b, "==== %s.log (tail)\n%s\n", id, p.LogTail(n))
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, path := range paths {
+		p := &Proc{LogPath: path}
+		fmt.Fprintf(&b, "==== %s (tail)\n%s\n", filepath.Base(path), p.LogTail(n))
 	}
 	return b.String()
 }

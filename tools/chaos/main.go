@@ -9,12 +9,19 @@
 // received sequence with the hub's log (Section 5.5: exactly once, in
 // room order), and the three hub nodes' logs and digests with each other.
 //
+// With -clustered-follower, b.example runs as a three-node cluster behind
+// proxies too (nodes b1, b2 and b3), and the follower kills (-follower-share)
+// also hit its nodes, its leader with -leader-share, so that its leader
+// dies in the middle of a /notify (Section 5.5: a follower answers a
+// duplicate request with 201 and processes only the first); its three
+// nodes' logs and digests must agree as well.
+//
 // Usage (from the repository root):
 //
 //	go run ./tools/chaos -duration 10m [-kills N] [-seed N] [-dir DIR] [-rooms 2]
 //	    [-senders 1] [-receivers 1] [-pause 30ms] [-up 1s-4s] [-down 200ms-2s]
 //	    [-leader-share 0.4] [-follower-share 0.25] [-membership-every 2s]
-//	    [-log-level info] [-json]
+//	    [-clustered-follower] [-log-level info] [-json]
 //
 // With -membership-every D > 0, every room also has an admin client that
 // every D on average adds the client of a new user at a random provider,
@@ -75,17 +82,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 10*time.Minute, "minimum time the load runs")
-	kills := fs.Int("kills", 5, "minimum number of hub node kills")
+	kills := fs.Int("kills", 5, "minimum number of node kills")
 	seed := fs.Uint64("seed", 0, "random seed (0: from the clock)")
 	dir := fs.String("dir", "", "work directory to keep (data, logs); default a temporary directory, removed")
 	rooms := fs.Int("rooms", 2, "rooms hosted by a.example")
 	senders := fs.Int("senders", 1, "sending clients per provider")
 	receivers := fs.Int("receivers", 1, "receive-only clients per provider")
 	pause := fs.Duration("pause", 30*time.Millisecond, "maximum random pause of a sender between messages")
-	up := fs.String("up", "1s-4s", "how long hub nodes run between kills (lo-hi)")
+	up := fs.String("up", "1s-4s", "how long nodes run between kills (lo-hi)")
 	down := fs.String("down", "200ms-2s", "how long a killed node stays down (lo-hi)")
-	leaderShare := fs.Float64("leader-share", 0.4, "probability that a kill targets the current leader (else a uniform draw)")
-	followerShare := fs.Float64("follower-share", 0.25, "probability that a kill targets a follower provider (b.example or c.example) instead of a hub node; negative: hub nodes only")
+	leaderShare := fs.Float64("leader-share", 0.4, "probability that a kill of a cluster's node targets its current leader (else a uniform draw)")
+	followerShare := fs.Float64("follower-share", 0.25, "probability that a kill targets a follower provider's node (b.example or c.example) instead of a hub node; negative: hub nodes only")
+	clustered := fs.Bool("clustered-follower", false, "run b.example as a three-node Raft cluster behind proxies too")
 	membershipEvery := fs.Duration("membership-every", 0, "mean pause between two membership changes (add a new user's client, or remove one) of each room's admin; 0: none")
 	logLevel := fs.String("log-level", "info", "daemons' log level")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -126,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare, FollowerShare: *followerShare,
 		UnpinnedSetup: *unpinned, MembershipEvery: *membershipEvery,
 		Rooms: *rooms, Senders: *senders, Receivers: *receivers, SendPause: *pause,
-		Topology: chaos.TopologyConfig{LogLevel: *logLevel},
+		Topology: chaos.TopologyConfig{LogLevel: *logLevel, ClusteredFollower: *clustered},
 		Logf: func(format string, a ...any) {
 			fmt.Fprintf(stdout, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 		},
@@ -154,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if code == 0 {
-		fmt.Fprintln(stdout, "chaos: PASS: no acknowledged message or commit lost or duplicated, every member received every room event of its membership once and in order, members agree with the hub's room state, hub nodes agree")
+		fmt.Fprintln(stdout, "chaos: PASS: no acknowledged message or commit lost or duplicated, every member received every room event of its membership once and in order, members agree with the hub's room state, every cluster's nodes agree")
 	} else {
 		fmt.Fprintln(stdout, "chaos: FAIL")
 	}
