@@ -10,17 +10,19 @@ import (
 	"github.com/openmimi/mimi/projections"
 )
 
-// Default limits of one /notify body (draft-ralston-mimi-protocol-02,
-// Section 5.5). DefaultMaxBatchBytes stays well below the 4 MiB request
-// body limit of httpapi/transport servers; a single message larger than
-// the byte limit is still sent, alone.
+// Default limits of one round (draft-ralston-mimi-protocol-02, Section
+// 5.5): DefaultMaxBatchMessages deliveries in all, DefaultMaxBatchBytes
+// per /notify body, which stays well below the 4 MiB request body limit of
+// httpapi/transport servers; a single message larger than the byte limit
+// is still sent, alone in its body.
 const (
 	DefaultMaxBatchMessages = 64
 	DefaultMaxBatchBytes    = 1 << 20
 )
 
-// Limits bounds one /notify body (draft-ralston-mimi-protocol-02, Section
-// 5.5). Zero fields take the defaults; MaxMessages is at most
+// Limits bounds one round (draft-ralston-mimi-protocol-02, Section 5.5):
+// MaxMessages the deliveries of the round, MaxBytes each /notify body.
+// Zero fields take the defaults; MaxMessages is at most
 // mimi.MaxFanoutBatch, the most a follower decodes from one body.
 type Limits struct {
 	MaxMessages int
@@ -45,8 +47,9 @@ func (l Limits) bytes() int {
 }
 
 // Batch is one /notify request (draft-ralston-mimi-protocol-02, Section
-// 5.5): consecutive queued deliveries First..Last of one destination, all
-// for Room, encoded as concatenated FanoutMessages in Body.
+// 5.5): the deliveries of one room in a round, in queue order, encoded as
+// concatenated FanoutMessages in Body. First and Last are the queue
+// positions of its first and last delivery.
 type Batch struct {
 	Destination string
 	Room        string
@@ -58,60 +61,99 @@ type Batch struct {
 // Count returns the number of FanoutMessages in the batch.
 func (b *Batch) Count() int { return len(b.Deliveries) }
 
-// BuildBatch builds the next /notify body for dest from the oldest pending
-// deliveries of s (draft-ralston-mimi-protocol-02, Section 5.5): the first
-// pending delivery and the deliveries that follow it for the same room, up
-// to lim. It returns nil if nothing is pending.
+// Round is what the fanout sends a destination at once: its oldest
+// pending deliveries, queue positions First..Last, as one Batch per room
+// (a /notify body carries the messages of one room, Section 5.5), in the
+// order of each room's first delivery. The bodies go out together and the
+// round is acknowledged as a whole, once every body was answered 201: the
+// order within a room is the queue's, and rooms do not wait for each
+// other.
+type Round struct {
+	Destination string
+	First, Last uint64
+	Batches     []*Batch
+}
+
+// Count returns the number of deliveries in the round.
+func (r *Round) Count() int {
+	n := 0
+	for _, b := range r.Batches {
+		n += b.Count()
+	}
+	return n
+}
+
+// BuildRound builds the next round for dest from the oldest pending
+// deliveries of s (draft-ralston-mimi-protocol-02, Section 5.5): up to
+// lim.MaxMessages of them, ending early before a delivery that would take
+// its room's body past lim.MaxBytes (a single delivery larger than that is
+// still sent, alone in its body) and before one whose payload cannot be
+// read or encoded (which fails only when it heads the round: it is never
+// skipped). It returns nil if nothing is pending.
 //
-// The body depends only on the queue positions it covers and their
-// payloads, so building the same pending range twice gives the same bytes
-// (a follower recognises a re-sent body as a byte-exact duplicate).
-func BuildBatch(s Store, dest string, lim Limits) (*Batch, error) {
+// The bodies depend only on the queue positions the round covers and
+// their payloads, so building the same pending range twice gives the same
+// bytes (a follower recognises a re-sent body as a byte-exact duplicate).
+func BuildRound(s Store, dest string, lim Limits) (*Round, error) {
 	pend, err := s.Pending(dest, lim.messages())
 	if err != nil {
 		return nil, fmt.Errorf("fanout: pending deliveries for %s: %w", dest, err)
 	}
-	return buildFrom(s, dest, pend, lim)
+	return buildRound(s, dest, pend, lim)
 }
 
-// buildFrom builds the batch starting at pend[0].
-func buildFrom(s Store, dest string, pend []projections.Delivery, lim Limits) (*Batch, error) {
+// buildRound builds the round starting at pend[0].
+func buildRound(s Store, dest string, pend []projections.Delivery, lim Limits) (*Round, error) {
 	if len(pend) == 0 {
 		return nil, nil
 	}
 	maxMsgs, maxBytes := lim.messages(), lim.bytes()
-	b := &Batch{Destination: dest, Room: pend[0].Room, First: pend[0].N}
+	r := &Round{Destination: dest, First: pend[0].N}
+	byRoom := map[string]*Batch{}
 	for i, d := range pend {
-		if i == maxMsgs || d.Room != b.Room {
+		if i == maxMsgs {
 			break
 		}
-		if i > 0 && d.N != b.Last+1 {
-			return nil, fmt.Errorf("%w: queue of %s jumps from position %d to %d", ErrPermanent, dest, b.Last, d.N)
+		if i > 0 && d.N != r.Last+1 {
+			return nil, fmt.Errorf("%w: queue of %s jumps from position %d to %d", ErrPermanent, dest, r.Last, d.N)
 		}
 		p, err := s.Payload(d)
 		if err != nil {
+			if i > 0 {
+				break // the deliveries before it go out; it heads the next round
+			}
 			return nil, fmt.Errorf("fanout: payload of delivery %d to %s (event %d): %w", d.N, dest, d.SourceSeq, err)
 		}
-		if i > 0 && len(b.Body)+8+len(p.Message) > maxBytes {
+		b := byRoom[d.Room]
+		if b != nil && len(b.Body)+8+len(p.Message) > maxBytes {
 			// The encoding is at least the timestamp and the message.
 			break
 		}
-		if i == 0 {
-			b.Body = make([]byte, 0, min(maxBytes, max(len(pend), 1)*(8+len(p.Message))))
+		if b == nil {
+			b = &Batch{Destination: dest, Room: d.Room, First: d.N,
+				Body: make([]byte, 0, min(maxBytes, max(len(pend)-i, 1)*(8+len(p.Message))))}
 		}
 		n := len(b.Body)
 		b.Body, err = AppendMessage(b.Body, d, p)
 		if err != nil {
+			if i > 0 {
+				break // as above
+			}
 			return nil, fmt.Errorf("fanout: delivery %d to %s (event %d): %w", d.N, dest, d.SourceSeq, err)
 		}
-		if i > 0 && len(b.Body) > maxBytes {
+		if b.Count() > 0 && len(b.Body) > maxBytes {
 			b.Body = b.Body[:n]
 			break
 		}
+		if b.Count() == 0 {
+			byRoom[d.Room] = b
+			r.Batches = append(r.Batches, b)
+		}
 		b.Deliveries = append(b.Deliveries, d)
 		b.Last = d.N
+		r.Last = d.N
 	}
-	return b, nil
+	return r, nil
 }
 
 // AppendMessage appends the FanoutMessage of one delivery

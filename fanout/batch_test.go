@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/openmimi/mimi/eventlog"
@@ -15,10 +17,12 @@ import (
 	"github.com/openmimi/mimi/projections"
 )
 
-// TestBuildBatch checks batch composition: same-room runs in one body, a
-// room change or a cap ends it, and the body is the concatenation of the
-// FanoutMessages (with timestamps and, for a Welcome, its ratchet tree).
-func TestBuildBatch(t *testing.T) {
+// TestBuildRound checks round composition: the oldest pending deliveries
+// up to the message cap, one body per room in queue order, a body over the
+// byte cap ending the round (a single large message goes alone), and each
+// body the concatenation of its room's FanoutMessages (with timestamps
+// and, for a Welcome, its ratchet tree).
+func TestBuildRound(t *testing.T) {
 	const dest = "b.example"
 	s := newMemStore()
 	tree := treeBytes(t, "epoch-2")
@@ -31,60 +35,73 @@ func TestBuildBatch(t *testing.T) {
 	s.add("r1", 107, eventlog.PartMessage, fanout.Payload{Message: privMsg(t, "a5")}, dest)
 
 	type want struct {
-		room        string
 		first, last uint64
-		ids         []string
+		bodies      []string // room: message IDs
 	}
 	walk := func(lim fanout.Limits) []want {
-		// Build, then acknowledge, batch after batch, checking each
+		// Build, then acknowledge, round after round, checking each
 		// rebuild of the same pending range gives the same bytes.
 		c := newMemStore()
 		c.payloads = s.payloads // read-only here
 		c.queues = map[string]*memQueue{dest: {cur: s.queues[dest].cur, items: slices.Clone(s.queues[dest].items)}}
 		var out []want
 		for {
-			b, err := fanout.BuildBatch(c, dest, lim)
+			r, err := fanout.BuildRound(c, dest, lim)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if b == nil {
+			if r == nil {
 				return out
 			}
-			again, err := fanout.BuildBatch(c, dest, lim)
-			if err != nil || !bytes.Equal(again.Body, b.Body) || again.First != b.First || again.Last != b.Last {
-				t.Fatalf("rebuilding %d..%d gave different bytes (%v)", b.First, b.Last, err)
+			again, err := fanout.BuildRound(c, dest, lim)
+			if err != nil || again.First != r.First || again.Last != r.Last || len(again.Batches) != len(r.Batches) {
+				t.Fatalf("rebuilding %d..%d gave another round (%v)", r.First, r.Last, err)
 			}
-			if b.Count() != int(b.Last-b.First+1) || b.Destination != dest {
-				t.Fatalf("batch %+v", b)
+			if r.Count() != int(r.Last-r.First+1) || r.Destination != dest {
+				t.Fatalf("round %+v", r)
 			}
-			// The body is exactly MarshalFanout of the messages.
-			msgs, err := mimi.UnmarshalFanout(b.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			re, err := mimi.MarshalFanout(msgs)
-			if err != nil || !bytes.Equal(re, b.Body) {
-				t.Fatalf("body is not canonical concatenated FanoutMessages: %v", err)
-			}
-			for i := range msgs {
-				d := b.Deliveries[i]
-				if msgs[i].Timestamp != d.Timestamp {
-					t.Fatalf("message %d: timestamp %d, want source timestamp %d", d.N, msgs[i].Timestamp, d.Timestamp)
+			w := want{first: r.First, last: r.Last}
+			for i, b := range r.Batches {
+				if !bytes.Equal(again.Batches[i].Body, b.Body) {
+					t.Fatalf("rebuilding %d..%d gave other bytes for %s", r.First, r.Last, b.Room)
 				}
-				isWelcome := msgs[i].Message.WireFormat == wire.WireFormatWelcome
-				if isWelcome != (d.Part == eventlog.PartWelcome) || isWelcome != (msgs[i].RatchetTreeOption != nil) {
-					t.Fatalf("message %d: Welcome/RatchetTreeOption mismatch", d.N)
+				if b.Destination != dest || b.First != b.Deliveries[0].N || b.Last != b.Deliveries[b.Count()-1].N {
+					t.Fatalf("batch %+v", b)
 				}
-				if isWelcome {
-					rto := msgs[i].RatchetTreeOption
-					got, err := codec.Marshal(&rto.Tree)
-					if err != nil || rto.Representation != mimi.RatchetTreeFull || !bytes.Equal(got, tree) {
-						t.Fatalf("Welcome carries tree %x (rep %d), want %x", got, rto.Representation, tree)
+				// The body is exactly MarshalFanout of the room's messages,
+				// in queue order.
+				msgs, err := mimi.UnmarshalFanout(b.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				re, err := mimi.MarshalFanout(msgs)
+				if err != nil || !bytes.Equal(re, b.Body) {
+					t.Fatalf("body is not canonical concatenated FanoutMessages: %v", err)
+				}
+				for j := range msgs {
+					d := b.Deliveries[j]
+					if d.Room != b.Room || (j > 0 && d.N <= b.Deliveries[j-1].N) {
+						t.Fatalf("delivery %d of %s in the body of %s", d.N, d.Room, b.Room)
+					}
+					if msgs[j].Timestamp != d.Timestamp {
+						t.Fatalf("message %d: timestamp %d, want source timestamp %d", d.N, msgs[j].Timestamp, d.Timestamp)
+					}
+					isWelcome := msgs[j].Message.WireFormat == wire.WireFormatWelcome
+					if isWelcome != (d.Part == eventlog.PartWelcome) || isWelcome != (msgs[j].RatchetTreeOption != nil) {
+						t.Fatalf("message %d: Welcome/RatchetTreeOption mismatch", d.N)
+					}
+					if isWelcome {
+						rto := msgs[j].RatchetTreeOption
+						got, err := codec.Marshal(&rto.Tree)
+						if err != nil || rto.Representation != mimi.RatchetTreeFull || !bytes.Equal(got, tree) {
+							t.Fatalf("Welcome carries tree %x (rep %d), want %x", got, rto.Representation, tree)
+						}
 					}
 				}
+				w.bodies = append(w.bodies, b.Room+":"+strings.Join(decodeIDs(t, b.Body), ","))
 			}
-			out = append(out, want{b.Room, b.First, b.Last, decodeIDs(t, b.Body)})
-			if err := c.Ack(context.Background(), dest, b.Last); err != nil {
+			out = append(out, w)
+			if err := c.Ack(context.Background(), dest, r.Last); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,57 +111,42 @@ func TestBuildBatch(t *testing.T) {
 		return len(b)
 	}
 
+	all := []want{{1, 7, []string{"r1:a1,a2,W:w1,a3,a4,a5", "r2:b1"}}}
 	for _, tc := range []struct {
 		name string
 		lim  fanout.Limits
 		want []want
 	}{
-		{"defaults", fanout.Limits{}, []want{
-			{"r1", 1, 3, []string{"a1", "a2", "W:w1"}},
-			{"r2", 4, 4, []string{"b1"}},
-			{"r1", 5, 7, []string{"a3", "a4", "a5"}},
-		}},
+		{"defaults", fanout.Limits{}, all},
 		{"two messages", fanout.Limits{MaxMessages: 2}, []want{
-			{"r1", 1, 2, []string{"a1", "a2"}},
-			{"r1", 3, 3, []string{"W:w1"}},
-			{"r2", 4, 4, []string{"b1"}},
-			{"r1", 5, 6, []string{"a3", "a4"}},
-			{"r1", 7, 7, []string{"a5"}},
+			{1, 2, []string{"r1:a1,a2"}},
+			{3, 4, []string{"r1:W:w1", "r2:b1"}},
+			{5, 6, []string{"r1:a3,a4"}},
+			{7, 7, []string{"r1:a5"}},
 		}},
 		{"bytes for two", fanout.Limits{MaxBytes: 2*msgLen("a1") + 1}, []want{
-			{"r1", 1, 2, []string{"a1", "a2"}},
-			{"r1", 3, 3, []string{"W:w1"}}, // larger than the limit: alone
-			{"r2", 4, 4, []string{"b1"}},
-			{"r1", 5, 6, []string{"a3", "a4"}},
-			{"r1", 7, 7, []string{"a5"}},
+			{1, 2, []string{"r1:a1,a2"}},
+			{3, 4, []string{"r1:W:w1", "r2:b1"}}, // the Welcome is larger than the limit: alone
+			{5, 6, []string{"r1:a3,a4"}},
+			{7, 7, []string{"r1:a5"}},
 		}},
 		{"one byte", fanout.Limits{MaxBytes: 1}, []want{
-			{"r1", 1, 1, []string{"a1"}}, {"r1", 2, 2, []string{"a2"}}, {"r1", 3, 3, []string{"W:w1"}},
-			{"r2", 4, 4, []string{"b1"}}, {"r1", 5, 5, []string{"a3"}}, {"r1", 6, 6, []string{"a4"}}, {"r1", 7, 7, []string{"a5"}},
+			{1, 1, []string{"r1:a1"}}, {2, 2, []string{"r1:a2"}}, {3, 4, []string{"r1:W:w1", "r2:b1"}},
+			{5, 5, []string{"r1:a3"}}, {6, 6, []string{"r1:a4"}}, {7, 7, []string{"r1:a5"}},
 		}},
-		{"over the follower's cap", fanout.Limits{MaxMessages: 1 << 20}, []want{
-			{"r1", 1, 3, []string{"a1", "a2", "W:w1"}},
-			{"r2", 4, 4, []string{"b1"}},
-			{"r1", 5, 7, []string{"a3", "a4", "a5"}},
-		}},
+		{"over the follower's cap", fanout.Limits{MaxMessages: 1 << 20}, all},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := walk(tc.lim)
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %d batches %+v, want %+v", len(got), got, tc.want)
-			}
-			for i := range got {
-				if got[i].room != tc.want[i].room || got[i].first != tc.want[i].first || got[i].last != tc.want[i].last ||
-					!slices.Equal(got[i].ids, tc.want[i].ids) {
-					t.Fatalf("batch %d: %+v, want %+v", i, got[i], tc.want[i])
-				}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("rounds %+v, want %+v", got, tc.want)
 			}
 		})
 	}
 
-	// Nothing pending: no batch.
-	if b, err := fanout.BuildBatch(s, "nobody.example", fanout.Limits{}); b != nil || err != nil {
-		t.Fatalf("empty queue: %+v %v", b, err)
+	// Nothing pending: no round.
+	if r, err := fanout.BuildRound(s, "nobody.example", fanout.Limits{}); r != nil || err != nil {
+		t.Fatalf("empty queue: %+v %v", r, err)
 	}
 }
 

@@ -24,24 +24,31 @@
 // Config.MaxConcurrent workers build, send and acknowledge at the same time;
 // a worker waiting out a backoff holds no slot.
 //
-// A worker reads the oldest pending deliveries and sends them strictly in
-// queue order. Consecutive deliveries for the same room are batched into
-// one /notify body of concatenated FanoutMessages (Section 5.5: "The hub can
-// include multiple concatenated FanoutMessage objects relevant to the same
-// room"), capped by Config.Limits (messages and bytes per body); a room
-// change starts a new body. Each FanoutMessage carries the hub acceptance
-// timestamp of its source event, and a Welcome carries the RatchetTreeOption
-// (representation "full") with the ratchet tree of the epoch the commit
-// created (the CommitAccepted event's RatchetTree).
+// A worker works in rounds (Round). A round is the oldest pending
+// deliveries, up to Config.Limits.MaxMessages, split into one /notify body
+// per room (Section 5.5: "The hub can include multiple concatenated
+// FanoutMessage objects relevant to the same room"). Each body holds its
+// room's deliveries in queue order, as concatenated FanoutMessages, and is
+// capped by Config.Limits.MaxBytes; a delivery that would pass the cap ends
+// the round. Each FanoutMessage carries the hub acceptance timestamp of its
+// source event, and a Welcome carries the RatchetTreeOption (representation
+// "full") with the ratchet tree of the epoch the commit created (the
+// CommitAccepted event's RatchetTree).
 //
-// A worker has at most one request in flight: Section 5.5 lets the hub send
-// the next FanoutMessage before the previous one is answered, but waiting
-// keeps the destination's order strict and its cursor exact.
+// The bodies of a round are sent at the same time, one request per room,
+// and a worker starts its next round only when the whole round is
+// acknowledged. So the order within a room is the queue's, and the queue's
+// cursor stays exact. Rooms do not wait for each other: with many rooms
+// interleaved, a round still carries up to MaxMessages messages instead
+// of one room's short run. A room gets the next FanoutMessage only after
+// the previous one was answered, although Section 5.5 lets the hub send it
+// earlier.
 //
-// Only HTTP 201 counts as success (Section 5.5). The worker then acknowledges
-// the batch's last queue position through the Acker; since the cursor lives
-// in the replicated state, a new leader resumes exactly after the last
-// acknowledged position. Any other outcome is retried, never skipped:
+// Only HTTP 201 counts as success (Section 5.5). Once every body of the
+// round got it, the worker acknowledges the round's last queue position
+// through the Acker (a failed acknowledgement is retried without sending
+// the bodies again); since the cursor lives in the replicated state, a new
+// leader resumes exactly after the last acknowledged position. Any other outcome is retried, never skipped:
 //
 //   - transport errors, timeouts, 408, 425, 429, 5xx: exponential backoff
 //     with full jitter, delay uniform in [0, min(Cap, Base*2^(n-1))) for the
@@ -55,17 +62,19 @@
 //
 // # Duplicates and determinism
 //
-// A delivery may be sent again after a failed acknowledgement, a crash or a
-// leader change. Section 5.5 makes the follower answer 201 to a byte-exact
+// A delivery may be sent again after a failure of its room's body, a crash
+// or a leader change. Section 5.5 makes the follower answer 201 to a byte-exact
 // duplicate body and ignore it, so bodies are a deterministic function of
-// the pending range: BuildBatch on the same queue positions yields the same
-// bytes. Within one process a batch that was attempted is pinned and
-// retried byte for byte until it is acknowledged, even if more deliveries
-// were queued meanwhile. Across a leader change the new leader rebuilds the
-// batch from the acknowledged cursor; if the queue grew in the meantime its
-// first batch may cover more positions than the one the old leader sent, and
-// the follower then receives some messages twice (Section 5.5 requires
-// clients and providers to be prepared for such duplicates after failover).
+// the pending range: BuildRound on the same queue positions yields the same
+// bytes. Within one process a round that was attempted is pinned: its bodies
+// not yet answered 201 are retried byte for byte until the round is
+// acknowledged, even if more deliveries were queued meanwhile. Across a
+// leader change the new leader rebuilds the round from the acknowledged
+// cursor; if the queue grew in the meantime its first round may cover more
+// positions than the one the old leader sent, and the follower then
+// receives some messages twice in other bodies, which its per-message
+// dedup absorbs (Section 5.5 requires clients and providers to be prepared
+// for such duplicates after failover).
 //
 // # Leadership
 //

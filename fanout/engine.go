@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -100,9 +101,11 @@ type destState struct {
 	lastAttempt     time.Time
 	lastSuccess     time.Time
 	nextRetry       time.Time
-	// pinned is the batch being attempted, re-sent byte for byte until
-	// acknowledged.
-	pinned *Batch
+	// pinned is the round being attempted, its bodies re-sent byte for
+	// byte until the round is acknowledged; sent[i] is set once
+	// pinned.Batches[i] was answered 201.
+	pinned *Round
+	sent   []bool
 	// pokeable: the last attempt got no HTTP answer at all, so Poke may
 	// cut its backoff short, once; poke wakes the sleeping worker.
 	pokeable bool
@@ -417,7 +420,7 @@ func sleep(ctx context.Context, d time.Duration, poke <-chan struct{}) bool {
 	}
 }
 
-// attempt sends (or re-sends) dest's next batch and acknowledges it. It
+// attempt sends (or re-sends) dest's next round and acknowledges it. It
 // returns idle when nothing is pending, else the delay before the next
 // attempt (0 after a success).
 func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay time.Duration, idle bool) {
@@ -434,22 +437,22 @@ func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay
 	}
 	if len(pend) == 0 {
 		e.mu.Lock()
-		st.pinned, st.nextRetry = nil, time.Time{}
+		st.pinned, st.sent, st.nextRetry = nil, nil, time.Time{}
 		e.mu.Unlock()
 		e.metrics.Backlog(dest, 0)
 		return 0, true
 	}
 	e.mu.Lock()
-	b := st.pinned
+	r := st.pinned
 	e.mu.Unlock()
-	if b == nil || b.First != pend[0].N {
-		// A new batch (a pinned one that no longer starts the queue was
+	if r == nil || r.First != pend[0].N {
+		// A new round (a pinned one that no longer starts the queue was
 		// acknowledged, by us or by another leader).
-		if b, err = buildFrom(e.cfg.Store, dest, pend, e.cfg.Limits); err != nil {
+		if r, err = buildRound(e.cfg.Store, dest, pend, e.cfg.Limits); err != nil {
 			return e.failed(dest, st, nil, 0, "", err), false
 		}
 		e.mu.Lock()
-		st.pinned = b
+		st.pinned, st.sent = r, make([]bool, len(r.Batches))
 		e.mu.Unlock()
 	}
 	if !e.cfg.IsLeader() {
@@ -460,46 +463,91 @@ func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay
 	e.mu.Lock()
 	st.total++
 	st.lastAttempt = now
+	sent := slices.Clone(st.sent)
 	e.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
-	res, err := e.cfg.Sender.Send(sctx, dest, b.Room, b.Body)
-	cancel()
+	results := e.send(ctx, dest, r, sent)
 	if ctx.Err() != nil {
 		return 0, false // stopping: not a failure of the destination
 	}
-	if err != nil {
-		return e.failed(dest, st, b, 0, "", fmt.Errorf("fanout: POST /notify to %s for %s: %w", dest, b.Room, err)), false
+	var fail *sendOutcome
+	e.mu.Lock()
+	for i := range results {
+		switch o := &results[i]; {
+		case sent[i]:
+		case o.err == nil && o.res.StatusCode == http.StatusCreated:
+			st.sent[i] = true
+		case fail == nil || (fail.res.RetryAfter == "" && o.res.RetryAfter != ""):
+			// The first failure, or one that says when to come back.
+			fail = o
+		}
 	}
-	if res.StatusCode != http.StatusCreated {
-		serr := &StatusError{Destination: dest, Room: b.Room, StatusCode: res.StatusCode, RetryAfter: res.RetryAfter}
-		return e.failed(dest, st, b, res.StatusCode, res.RetryAfter, serr), false
+	e.mu.Unlock()
+	if fail != nil {
+		b := r.Batches[fail.i]
+		if fail.err != nil {
+			return e.failed(dest, st, b, 0, "", fmt.Errorf("fanout: POST /notify to %s for %s: %w", dest, b.Room, fail.err)), false
+		}
+		serr := &StatusError{Destination: dest, Room: b.Room, StatusCode: fail.res.StatusCode, RetryAfter: fail.res.RetryAfter}
+		return e.failed(dest, st, b, fail.res.StatusCode, fail.res.RetryAfter, serr), false
 	}
 
 	actx, cancel := context.WithTimeout(ctx, e.cfg.AckTimeout)
-	err = e.cfg.Acker.Ack(actx, dest, b.Last)
+	err = e.cfg.Acker.Ack(actx, dest, r.Last)
 	cancel()
 	if ctx.Err() != nil {
 		return 0, false
 	}
 	if err != nil {
 		// The next attempt re-reads the cursor: if the acknowledgement
-		// went through after all it moves on, else it re-sends the
-		// pinned body, which the follower treats as a duplicate.
-		return e.failed(dest, st, b, res.StatusCode, "", fmt.Errorf("fanout: acknowledge %s up to %d: %w", dest, b.Last, err)), false
+		// went through after all it moves on, else it acknowledges the
+		// pinned round again (its bodies were all answered 201).
+		return e.failed(dest, st, nil, http.StatusCreated, "", fmt.Errorf("fanout: acknowledge %s up to %d: %w", dest, r.Last, err)), false
+	}
+	size := 0
+	for _, b := range r.Batches {
+		size += len(b.Body)
 	}
 	e.mu.Lock()
 	st.attempts = 0
-	st.pinned = nil
-	st.lastStatus, st.lastErr = res.StatusCode, ""
+	st.pinned, st.sent = nil, nil
+	st.lastStatus, st.lastErr = http.StatusCreated, ""
 	st.lastSuccess, st.nextRetry = now, time.Time{}
-	st.delivered += uint64(b.Count())
+	st.delivered += uint64(r.Count())
 	e.mu.Unlock()
-	e.metrics.Delivered(dest, b.Count(), len(b.Body))
+	e.metrics.Delivered(dest, r.Count(), size)
 	if cur, err := e.cfg.Store.Cursor(dest); err == nil {
 		e.metrics.Backlog(dest, cur.Pending())
 	}
-	e.log.Debug("fanout: delivered", "dest", dest, "room", b.Room, "first", b.First, "last", b.Last, "bytes", len(b.Body))
+	e.log.Debug("fanout: delivered", "dest", dest, "rooms", len(r.Batches), "first", r.First, "last", r.Last, "bytes", size)
 	return 0, false
+}
+
+// sendOutcome is the answer to one body of a round.
+type sendOutcome struct {
+	i   int
+	res SendResult
+	err error
+}
+
+// send posts the bodies of r not yet answered 201 (sent), each to its
+// room's /notify endpoint, at the same time, and returns every outcome
+// (indexed like r.Batches; zero for the bodies skipped).
+func (e *Engine) send(ctx context.Context, dest string, r *Round, sent []bool) []sendOutcome {
+	out := make([]sendOutcome, len(r.Batches))
+	var wg sync.WaitGroup
+	for i, b := range r.Batches {
+		out[i].i = i
+		if sent[i] {
+			continue
+		}
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
+			out[i].res, out[i].err = e.cfg.Sender.Send(sctx, dest, b.Room, b.Body)
+			cancel()
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // failed records a failed attempt and returns the delay before the next

@@ -83,12 +83,17 @@ func TestDeliverKickAndScan(t *testing.T) {
 	s.addMsg(t, "r2", "m4", destA)
 	runEngine(t, e)
 	waitFor(t, 5*time.Second, "start-up scan delivery", func() bool { return s.cursor(destA).Acked == 4 })
+	// One round: a body per room, sent together.
 	reqs := n.requests()
+	slices.SortFunc(reqs, func(a, b request) int { return strings.Compare(a.room, b.room) })
 	if len(reqs) != 2 || reqs[0].room != "r1" || reqs[1].room != "r2" {
 		t.Fatalf("requests %+v", reqs)
 	}
 	if got := decodeIDs(t, reqs[0].body); !slices.Equal(got, ids("m", 1, 3)) {
-		t.Fatalf("first body %v", got)
+		t.Fatalf("r1 body %v", got)
+	}
+	if got := decodeIDs(t, reqs[1].body); !slices.Equal(got, []string{"m4"}) {
+		t.Fatalf("r2 body %v", got)
 	}
 
 	// Idle now; a Kick delivers new messages without waiting for a scan.
@@ -96,20 +101,20 @@ func TestDeliverKickAndScan(t *testing.T) {
 	s.addMsg(t, "r2", "m5", destA)
 	e.Kick(destA)
 	waitFor(t, 2*time.Second, "kicked delivery", func() bool { return s.cursor(destA).Acked == 5 })
-	if got := n.received(t, destA); !slices.Equal(got, ids("m", 1, 5)) {
+	if got := n.received(t, destA); !inRoomOrder(got, ids("m", 1, 5), roomsOf(map[string][]string{"r1": ids("m", 1, 3), "r2": {"m4", "m5"}})) {
 		t.Fatalf("received %v", got)
 	}
 	// The cursor moves when the acknowledgement is applied, a moment
 	// before the engine records its success.
 	waitFor(t, 2*time.Second, "metrics", func() bool { rl.mu.Lock(); defer rl.mu.Unlock(); return rl.messages == 5 })
 	rl.mu.Lock()
-	if rl.messages != 5 || rl.delivered != 3 || rl.backlog[destA] != 0 {
-		t.Fatalf("metrics: %d messages in %d batches, backlog %d", rl.messages, rl.delivered, rl.backlog[destA])
+	if rl.messages != 5 || rl.delivered != 2 || rl.backlog[destA] != 0 {
+		t.Fatalf("metrics: %d messages in %d rounds, backlog %d", rl.messages, rl.delivered, rl.backlog[destA])
 	}
 	rl.mu.Unlock()
 	st, err := e.Status()
 	if err != nil || len(st) != 1 || st[0].Acked != 5 || st[0].Enqueued != 5 || st[0].Backlog != 0 ||
-		st[0].Delivered != 5 || st[0].TotalAttempts != 3 || st[0].LastStatus != 201 || st[0].LastError != "" || st[0].Attempts != 0 {
+		st[0].Delivered != 5 || st[0].TotalAttempts != 2 || st[0].LastStatus != 201 || st[0].LastError != "" || st[0].Attempts != 0 {
 		t.Fatalf("status %+v %v", st, err)
 	}
 }
@@ -330,10 +335,11 @@ func TestPinnedBatchDoesNotGrow(t *testing.T) {
 	}
 }
 
-// TestAckFailureResendsSameBody: when the acknowledgement fails after a
-// 201, the same body is sent again (a duplicate the follower ignores) and
-// acknowledged; nothing is skipped or processed twice.
-func TestAckFailureResendsSameBody(t *testing.T) {
+// TestAckFailureRetriesTheAck: when the acknowledgement fails after a
+// 201, the round's bodies are not sent again (they were delivered); the
+// acknowledgement is retried until it goes through, and nothing is
+// skipped or processed twice.
+func TestAckFailureRetriesTheAck(t *testing.T) {
 	s, n := newMemStore(), newFakeNet()
 	var fails atomic.Int32
 	s.setAckHook(func(context.Context, string, uint64) error {
@@ -351,9 +357,9 @@ func TestAckFailureResendsSameBody(t *testing.T) {
 	}
 	runEngine(t, e)
 	waitFor(t, 5*time.Second, "delivery", func() bool { return s.cursor(destA).Acked == 4 })
-	reqs := n.requests()
-	if len(reqs) != 3 || !bytes.Equal(reqs[0].body, reqs[1].body) || !bytes.Equal(reqs[0].body, reqs[2].body) {
-		t.Fatalf("%d requests, want 3 identical", len(reqs))
+	// The body was answered 201: only the acknowledgement is tried again.
+	if reqs := n.requests(); len(reqs) != 1 || fails.Load() != 3 {
+		t.Fatalf("%d requests and %d acknowledgements, want 1 and 3", len(reqs), fails.Load())
 	}
 	if got := n.received(t, destA); !slices.Equal(got, ids("m", 1, 4)) {
 		t.Fatalf("received %v", got)
@@ -439,11 +445,13 @@ func TestOrderingTwoDestinations(t *testing.T) {
 	// Queue while running, kicking as a provider would. Rooms are chosen
 	// at random so batches break at every room change.
 	var want []string
+	room := map[string]string{}
 	pick := rand.New(rand.NewPCG(5, 5))
 	for i := 1; i <= perDest; i++ {
 		id := fmt.Sprintf("m%d", i)
 		want = append(want, id)
-		s.addMsg(t, fmt.Sprintf("r%d", pick.IntN(3)), id, destA, destB)
+		room[id] = fmt.Sprintf("r%d", pick.IntN(3))
+		s.addMsg(t, room[id], id, destA, destB)
 		if i%25 == 0 {
 			e.Kick(destA)
 			e.Kick(destB)
@@ -457,8 +465,8 @@ func TestOrderingTwoDestinations(t *testing.T) {
 	aDown.Store(false)
 	waitFor(t, 10*time.Second, "a.example drained", func() bool { return s.cursor(destA).Acked == perDest })
 	for _, d := range []string{destA, destB} {
-		if got := n.received(t, d); !slices.Equal(got, want) {
-			t.Fatalf("%s processed %d messages, want %d in order (first difference at %d)", d, len(got), len(want), firstDiff(got, want))
+		if got := n.received(t, d); !inRoomOrder(got, want, room) {
+			t.Fatalf("%s processed %d messages, want %d, once each and in order within each room", d, len(got), len(want))
 		}
 	}
 	// Each destination failed often and independently.
@@ -477,13 +485,43 @@ func TestOrderingTwoDestinations(t *testing.T) {
 	}
 }
 
-func firstDiff(a, b []string) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
+// roomsOf inverts room -> message IDs.
+func roomsOf(byRoom map[string][]string) map[string]string {
+	out := map[string]string{}
+	for r, ids := range byRoom {
+		for _, id := range ids {
+			out[id] = r
 		}
 	}
-	return min(len(a), len(b))
+	return out
+}
+
+// inRoomOrder reports whether got holds exactly the messages of want,
+// each once, and within each room (room: message ID -> room) in want's
+// order: /notify bodies of different rooms go out together, so only the
+// order within a room is kept (draft-ralston-mimi-protocol-02,
+// Section 5.5).
+func inRoomOrder(got, want []string, room map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	per := func(ids []string) map[string][]string {
+		m := map[string][]string{}
+		for _, id := range ids {
+			m[room[id]] = append(m[room[id]], id)
+		}
+		return m
+	}
+	g, w := per(got), per(want)
+	if len(g) != len(w) {
+		return false
+	}
+	for r, ids := range w {
+		if !slices.Equal(g[r], ids) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestLeaderOnly: nothing is sent while IsLeader is false; when it turns
@@ -745,5 +783,55 @@ func TestPoke(t *testing.T) {
 				t.Fatalf("%d requests, want 2", got)
 			}
 		})
+	}
+}
+
+// TestRoundsSpanRooms: messages of interleaved rooms go out as one round,
+// a body per room sent at the same time, instead of one short run of a
+// room per request (draft-ralston-mimi-protocol-02, Section 5.5: a body
+// holds one room's messages); each room's messages stay in order.
+func TestRoundsSpanRooms(t *testing.T) {
+	const rooms, perRoom = 4, 10
+	s, n := newMemStore(), newFakeNet()
+	cfg := testConfig(s, n, always)
+	cfg.ScanInterval = time.Hour
+	var want []string
+	room := map[string]string{}
+	for i := range rooms * perRoom {
+		id := fmt.Sprintf("m%d", i+1)
+		room[id] = fmt.Sprintf("r%d", i%rooms)
+		want = append(want, id)
+		s.addMsg(t, room[id], id, destA)
+	}
+	// Every body waits until all four are in flight.
+	var arrived sync.WaitGroup
+	arrived.Add(rooms)
+	n.setRespond(func(ctx context.Context, _ int, _ request) (fanout.SendResult, error, bool) {
+		arrived.Done()
+		done := make(chan struct{})
+		go func() { arrived.Wait(); close(done) }()
+		select {
+		case <-done:
+			return ok201()
+		case <-ctx.Done():
+			return fanout.SendResult{}, ctx.Err(), false
+		}
+	})
+	e, err := fanout.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runEngine(t, e)
+	waitFor(t, 5*time.Second, "delivery", func() bool { return s.cursor(destA).Acked == rooms*perRoom })
+	if reqs := n.requests(); len(reqs) != rooms {
+		t.Fatalf("%d requests for %d rooms", len(reqs), rooms)
+	}
+	if got := n.received(t, destA); !inRoomOrder(got, want, room) {
+		t.Fatalf("received %v", got)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.maxInflight != rooms {
+		t.Fatalf("at most %d bodies in flight, want %d", n.maxInflight, rooms)
 	}
 }

@@ -200,7 +200,9 @@ type RateLimitConfig struct {
 type FanoutConfig struct {
 	// MaxConcurrent bounds the destinations served at once.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
-	// MaxBatchMessages and MaxBatchBytes bound one /notify body.
+	// MaxBatchMessages bounds the deliveries a destination is sent at
+	// once (one /notify body per room, sent together: fanout.Round), and
+	// MaxBatchBytes one body.
 	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
 	MaxBatchBytes    int `json:"max_batch_bytes,omitempty"`
 	// BackoffBase and BackoffCap shape the exponential backoff with full
