@@ -506,6 +506,7 @@ func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay
 	size := 0
 	for _, b := range r.Batches {
 		size += len(b.Body)
+		e.metrics.Delivered(dest, b.Count(), len(b.Body))
 	}
 	e.mu.Lock()
 	st.attempts = 0
@@ -514,7 +515,6 @@ func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay
 	st.lastSuccess, st.nextRetry = now, time.Time{}
 	st.delivered += uint64(r.Count())
 	e.mu.Unlock()
-	e.metrics.Delivered(dest, r.Count(), size)
 	if cur, err := e.cfg.Store.Cursor(dest); err == nil {
 		e.metrics.Backlog(dest, cur.Pending())
 	}

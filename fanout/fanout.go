@@ -71,9 +71,9 @@ type Sender interface {
 // elsewhere). Methods are called from worker goroutines and must be safe
 // for concurrent use and quick.
 type Metrics interface {
-	// Delivered: a batch of messages (bodyBytes long) was accepted with
-	// HTTP 201 and acknowledged (draft-ralston-mimi-protocol-02, Section
-	// 5.5).
+	// Delivered: one /notify body of messages (bodyBytes long) was
+	// accepted with HTTP 201 and its round acknowledged
+	// (draft-ralston-mimi-protocol-02, Section 5.5).
 	Delivered(dest string, messages, bodyBytes int)
 	// Retry: an attempt failed (status 0 if none was received; err is a
 	// *StatusError for a status other than 201) and the next one is
