@@ -176,7 +176,7 @@ type DestinationStatus struct {
 	LastSuccess time.Time
 	// NextRetry is when the next attempt is due (zero unless waiting).
 	NextRetry time.Time
-	// InFlightFirst..InFlightLast is the range of the pinned batch being
+	// InFlightFirst..InFlightLast is the range of the pinned round being
 	// retried (zero if none).
 	InFlightFirst, InFlightLast uint64
 }
