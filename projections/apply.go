@@ -347,7 +347,12 @@ func (t *tx) appended(ev *eventlog.Event) {
 
 // scan returns copies of every key/value under prefix, in key order.
 func (t *tx) scan(prefix []byte) (keys, vals [][]byte, err error) {
-	it, err := t.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: eventlog.PrefixEnd(prefix)})
+	return t.scanRange(prefix, eventlog.PrefixEnd(prefix))
+}
+
+// scanRange is scan over the keys in [lower, upper).
+func (t *tx) scanRange(lower, upper []byte) (keys, vals [][]byte, err error) {
+	it, err := t.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, nil, storageErr("iterate", err)
 	}
@@ -921,7 +926,7 @@ func (t *tx) applicationMessageAccepted(ev *eventlog.Event, b *eventlog.Applicat
 	}
 	// The same bytes are accepted once per epoch (a PrivateMessage names
 	// its epoch, so it cannot recur in another one); an epoch's set is
-	// kept until the second commit after it (pruneEpoch).
+	// kept for keptMessageEpochs epochs (pruneEpoch).
 	h := sha256.Sum256(b.Message)
 	k := messageKey(ev.Room, b.Epoch, h[:])
 	var prev MessageRecord
@@ -934,27 +939,29 @@ func (t *tx) applicationMessageAccepted(ev *eventlog.Event, b *eventlog.Applicat
 	return t.put(k, &MessageRecord{Seq: ev.Seq, Timestamp: ev.Timestamp})
 }
 
+// keptMessageEpochs is how many epochs a room's set of accepted
+// application messages covers: the current one and the three before it.
+const keptMessageEpochs = 4
+
 // pruneEpoch forgets, when a commit moves a room to epoch next, the
 // ProposalRefs of the cached proposals and the accepted application
-// messages of the epochs before the one the commit closes. The closed
-// epoch's messages stay for one more epoch, so that a provider re-sending
-// one whose answer it lost gets its first acceptance rather than
-// epochTooOld (draft-ralston-mimi-protocol-02, Section 5.4).
+// messages of the epochs before the last keptMessageEpochs. A closed
+// epoch's messages stay for a few more epochs, so that a provider
+// re-sending one whose answer it lost gets its first acceptance rather
+// than epochTooOld (draft-ralston-mimi-protocol-02, Section 5.4), also
+// when a few commits landed meanwhile. Only the keys that expire are
+// read.
 func (t *tx) pruneEpoch(room string, next uint64) error {
-	msgs := key(pMessage, room)
-	keys, _, err := t.scan(msgs)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if len(k) < len(msgs)+8 {
-			return fmt.Errorf("%w: message key %x", ErrCorruptState, k)
-		}
-		if next > 0 && binary.BigEndian.Uint64(k[len(msgs):]) >= next-1 {
-			continue
-		}
-		if err := t.del(k); err != nil {
+	if next >= keptMessageEpochs {
+		msgs := key(pMessage, room)
+		keys, _, err := t.scanRange(msgs, be64(bytes.Clone(msgs), next-keptMessageEpochs+1))
+		if err != nil {
 			return err
+		}
+		for _, k := range keys {
+			if err := t.del(k); err != nil {
+				return err
+			}
 		}
 	}
 	refs, _, err := t.scan(key(pPropRef, room))

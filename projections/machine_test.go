@@ -598,8 +598,8 @@ func TestRestoreRecovery(t *testing.T) {
 // TestDuplicateApplicationMessage: a room accepts the same application
 // message bytes once per epoch (draft-ralston-mimi-protocol-02, Section
 // 5.4); the rejection changes nothing, AcceptedMessage reports the first
-// acceptance, an epoch's set outlives the next commit and is emptied by
-// the one after, and replay agrees.
+// acceptance, an epoch's set outlives the next three commits and is
+// emptied by the fourth, and replay agrees.
 func TestDuplicateApplicationMessage(t *testing.T) {
 	h := newHarness(t)
 	h.ok(nil, ev("room", 1, &eventlog.RoomCreated{Hub: "hub"}))
@@ -635,19 +635,22 @@ func TestDuplicateApplicationMessage(t *testing.T) {
 	if dec, err := (projections.ResultCodec{}).DecodeResult(enc); err != nil || !errors.Is(dec.Err, projections.ErrDuplicateMessage) {
 		t.Fatalf("decoded %v %v", dec.Err, err)
 	}
-	// The next commit keeps epoch 0's set (a resend after a lost answer
-	// still finds its acceptance); the one after empties it.
+	// The next three commits keep epoch 0's set (a resend after a lost
+	// answer still finds its acceptance); the fourth empties it.
 	h.ok(nil, ev("room", 10, &eventlog.CommitAccepted{Epoch: 1, Commit: []byte("c1")}))
-	if rec, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || !found || rec.Timestamp != 7 {
-		t.Fatalf("after one commit: %+v found=%v err=%v", rec, found, err)
-	}
 	h.ok(nil, ev("room", 11, &eventlog.ApplicationMessageAccepted{Epoch: 1, Message: msg}))
-	h.ok(nil, ev("room", 12, &eventlog.CommitAccepted{Epoch: 2, Commit: []byte("c2")}))
+	for e := uint64(2); e <= 3; e++ {
+		h.ok(nil, ev("room", 10+e, &eventlog.CommitAccepted{Epoch: e, Commit: []byte(fmt.Sprint("c", e))}))
+	}
+	if rec, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || !found || rec.Timestamp != 7 {
+		t.Fatalf("after three commits: %+v found=%v err=%v", rec, found, err)
+	}
+	h.ok(nil, ev("room", 14, &eventlog.CommitAccepted{Epoch: 4, Commit: []byte("c4")}))
 	if _, found, err := h.m.AcceptedMessage("room", 0, hash); err != nil || found {
-		t.Fatalf("after two commits: found=%v err=%v", found, err)
+		t.Fatalf("after four commits: found=%v err=%v", found, err)
 	}
 	if _, found, err := h.m.AcceptedMessage("room", 1, hash); err != nil || !found {
-		t.Fatalf("epoch 1 after the commit closing it: found=%v err=%v", found, err)
+		t.Fatalf("epoch 1 after three more commits: found=%v err=%v", found, err)
 	}
 	if _, found, _ := h.m.AcceptedMessage("room2", 0, hash); !found {
 		t.Fatal("the commits of room pruned room2's messages")

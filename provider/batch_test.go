@@ -845,7 +845,7 @@ func TestSubmitResubmission(t *testing.T) {
 
 	// After a commit, a resend (the answer was lost while the epoch moved
 	// on) still gets its first acceptance; a new message of the old epoch
-	// is too old. The second commit forgets the epoch's messages.
+	// is too old. The fourth commit forgets the epoch's messages.
 	commit := func() {
 		t.Helper()
 		pc, up := providertest.Commit(t, w.aliceG, nil)
@@ -865,8 +865,13 @@ func TestSubmitResubmission(t *testing.T) {
 		t.Fatalf("new message of the old epoch: %v %+v, want epochTooOld", err, resp)
 	}
 	commit()
+	commit()
+	if resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req); err != nil || resp.Code != mimi.SubmitAccepted || resp.AcceptedTimestamp != first.AcceptedTimestamp {
+		t.Fatalf("resend after three commits: %v %+v, want accepted at %d", err, resp, first.AcceptedTimestamp)
+	}
+	commit()
 	if resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, req); err != nil || resp.Code != mimi.SubmitEpochTooOld {
-		t.Fatalf("after two commits: %v %+v, want epochTooOld", err, resp)
+		t.Fatalf("after four commits: %v %+v, want epochTooOld", err, resp)
 	}
 	if msgs, _ := roomMessages(t, w.a.M); len(msgs) != 6 {
 		t.Fatalf("%d messages in the log, want still 6", len(msgs))
