@@ -25,13 +25,19 @@ const (
 	// envClustered set to "0" runs b.example as a single node instead of
 	// a three-node cluster (TopologyConfig.ClusteredFollower).
 	envClustered = "MIMI_CHAOS_CLUSTERED_FOLLOWER"
+	// envQuorumLoss sets Config.QuorumLossShare (default
+	// defaultQuorumLossShare; 0 turns quorum losses off).
+	envQuorumLoss = "MIMI_CHAOS_QUORUM_LOSS"
 	// envKeep keeps the work directory (logs, data) in this directory.
 	envKeep = "MIMI_CHAOS_DIR"
 )
 
-// defaultMembershipEvery is the short test's pause between two membership
-// changes of a room.
-const defaultMembershipEvery = 2 * time.Second
+// Defaults of the short test: the pause between two membership changes
+// of a room, and the share of hub kills that take a second hub node down.
+const (
+	defaultMembershipEvery = 2 * time.Second
+	defaultQuorumLossShare = 0.2
+)
 
 // TestChaosHubKill is the short version of the crash-fault scenario
 // (issue #8, item 1): a.example as a three-node cluster of real mimid
@@ -42,7 +48,8 @@ const defaultMembershipEvery = 2 * time.Second
 // order; the three hub nodes must hold identical logs and digests. Each
 // room's admin adds and removes users meanwhile (membership actors), and
 // at the end every member must agree with the hub's room state. b.example
-// is a three-node cluster too, whose nodes are killed as well.
+// is a three-node cluster too, whose nodes are killed as well, and some
+// hub kills take two hub nodes down at once (a loss of quorum).
 func TestChaosHubKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns five mimid processes")
@@ -76,6 +83,14 @@ func TestChaosHubKill(t *testing.T) {
 			t.Fatalf("%s: %v", envMembership, err)
 		}
 		cfg.MembershipEvery = d
+	}
+	cfg.QuorumLossShare = defaultQuorumLossShare
+	if s := os.Getenv(envQuorumLoss); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", envQuorumLoss, err)
+		}
+		cfg.QuorumLossShare = v
 	}
 	cfg.UnpinnedSetup = os.Getenv(envUnpinned) == "1"
 	cfg.Topology.ClusteredFollower = os.Getenv(envClustered) != "0"

@@ -60,6 +60,11 @@ type Config struct {
 	// calls; the hub's fanout retries and its clients' senders resend
 	// (draft-ralston-mimi-protocol-02, Section 5.5).
 	FollowerShare float64
+	// QuorumLossShare is the probability that a kill of a hub node takes
+	// a second hub node down with it, so that the hub cluster has no
+	// quorum until they are back (default 0: never). Writes then fail
+	// (503 after apply_timeout) and are retried by the senders.
+	QuorumLossShare float64
 	// Rooms is the number of rooms hosted by a.example (default 2);
 	// Senders and Receivers the number of sending and receive-only clients
 	// at each of the three providers (defaults 1 and 1).
@@ -131,6 +136,9 @@ func (c *Config) defaults() {
 // Kill is one SIGKILL of a hub node or a follower provider's node.
 type Kill struct {
 	Node, Domain string
+	// Also is a second node of the same cluster killed with Node (a loss
+	// of quorum), or empty.
+	Also string
 	// WasLeader: the node was its cluster's Raft leader.
 	WasLeader bool
 	Follower  bool // a follower provider's node, not a hub node
@@ -151,8 +159,9 @@ type Result struct {
 	BacklogAtStop uint64
 	Kills         []Kill
 	// LeaderKills counts the kills of a node that was its cluster's
-	// leader, FollowerKills those of a follower provider's node.
-	LeaderKills, FollowerKills int
+	// leader, FollowerKills those of a follower provider's node,
+	// QuorumLosses the kills that took a second hub node down too.
+	LeaderKills, FollowerKills, QuorumLosses int
 	// ByDomain counts the kills per provider.
 	ByDomain map[string]DomainKills
 	// LeaderChanges counts the changes of a cluster leader's identity seen
@@ -211,6 +220,14 @@ func (r *Result) byDomain() string {
 	return strings.Join(parts, ", ")
 }
 
+// alsoNote names the second node of a quorum loss in a log line.
+func alsoNote(also string) string {
+	if also == "" {
+		return ""
+	}
+	return " and " + also
+}
+
 // Summary is a one-line summary of the figures.
 func (r *Result) Summary() string {
 	rep := r.Report
@@ -221,8 +238,8 @@ func (r *Result) Summary() string {
 	for _, n := range r.MembershipFailures {
 		failures += n
 	}
-	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d; per domain all/leader: %s) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d adds=%d removes=%d membership_calls=%d membership_failures=%d membership_gave_up=%d commits_acked=%d commits_retried=%d joins=%d removals=%d states_checked=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d refused_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d member_state=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
-		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.FollowerKills, r.byDomain(), r.LeaderChanges, r.Terms,
+	return fmt.Sprintf("seed=%d elapsed=%s load=%s drain=%s backlog_at_stop=%d kills=%d (leader %d, follower %d, quorum losses %d; per domain all/leader: %s) leader_changes=%d terms=%d sent=%d acked=%d acked_after_retry=%d outcome_unknown=%d refused=%d submit_calls=%d submit_failures=%d hub_messages=%d deliveries_checked=%d decrypted=%d adds=%d removes=%d membership_calls=%d membership_failures=%d membership_gave_up=%d commits_acked=%d commits_retried=%d joins=%d removals=%d states_checked=%d hub_events=%d nodes_agree=%v problems=%d lost_at_hub=%d dup_at_hub=%d refused_at_hub=%d lost=%d dup=%d reordered=%d unknown=%d member_state=%d mean_ack=%s max_ack=%s proxy_conns=%d proxy_failovers=%d",
+		r.Seed, r.Elapsed.Round(time.Millisecond), r.Load.Round(time.Millisecond), r.Drain.Round(time.Millisecond), r.BacklogAtStop, len(r.Kills), r.LeaderKills, r.FollowerKills, r.QuorumLosses, r.byDomain(), r.LeaderChanges, r.Terms,
 		r.Sent, r.Acked, rep.AckedRetried, r.OutcomeUnknown, r.Refused, r.SubmitCalls, r.SubmitFailures,
 		rep.HubMessages, rep.DeliveriesChecked, r.Decrypted,
 		r.Adds, r.Removes, r.MembershipCalls, failures, r.MembershipGaveUp, rep.CommitsAcked, rep.CommitsRetried, rep.Joins, rep.Removals, r.StatesChecked,
@@ -402,7 +419,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// Chaos: SIGKILL a random node, restart it after a random pause, wait
 	// for it to rejoin. One node is down at a time, so every cluster keeps
-	// its quorum.
+	// its quorum, except when QuorumLossShare takes a second hub node down
+	// with the first.
 	followerNodes := topo.All()[len(topo.Hub().Nodes):]
 	res.ByDomain = map[string]DomainKills{}
 	var chaosErr error
@@ -436,8 +454,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			wasLeader = leader == victim
 		}
 		k := Kill{Node: victim.ID, Domain: victim.Domain, WasLeader: wasLeader, Follower: follower, At: time.Since(loadStart)}
-		if err := victim.Proc.Kill(); err != nil {
-			chaosErr = err
+		down := []*Node{victim}
+		if !follower && rng.Float64() < cfg.QuorumLossShare {
+			others := slices.DeleteFunc(slices.Clone(topo.Hub().Nodes), func(n *Node) bool { return n == victim })
+			second := others[rng.IntN(len(others))]
+			k.Also = second.ID
+			down = append(down, second)
+		}
+		for _, n := range down {
+			if err := n.Proc.Kill(); err != nil {
+				chaosErr = err
+			}
+		}
+		if chaosErr != nil {
 			break
 		}
 		killedAt := time.Now()
@@ -445,20 +474,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		case <-ctx.Done():
 		case <-time.After(uniform(cfg.DownMin, cfg.DownMax)):
 		}
-		if err := victim.Proc.Start(); err != nil {
-			chaosErr = err
+		for _, n := range down {
+			if err := n.Proc.Start(); err != nil {
+				chaosErr = err
+			}
+		}
+		if chaosErr != nil {
 			break
 		}
 		k.Down = time.Since(killedAt)
 		restarted := time.Now()
 		rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
-		err := victim.Proc.WaitReady(rctx)
+		for _, n := range down {
+			if err := n.Proc.WaitReady(rctx); err != nil {
+				chaosErr = fmt.Errorf("%w; log:\n%s", err, n.Proc.LogTail(6000))
+				break
+			}
+		}
 		rcancel()
-		if err != nil {
-			chaosErr = fmt.Errorf("%w; log:\n%s", err, victim.Proc.LogTail(6000))
+		if chaosErr != nil {
 			break
 		}
 		k.Rejoin = time.Since(restarted)
+		if k.Also != "" {
+			res.QuorumLosses++
+		}
 		res.Kills = append(res.Kills, k)
 		dk := res.ByDomain[k.Domain]
 		dk.Kills++
@@ -473,8 +513,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		st.mu.Lock()
 		acked := st.acked
 		st.mu.Unlock()
-		logf("chaos: kill %d: %s of %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged and %d membership changes made so far",
-			len(res.Kills), k.Node, k.Domain, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked, mst.changes())
+		logf("chaos: kill %d: %s%s of %s (leader=%v follower=%v) at %s, down %s, ready %s after restart; %d messages acknowledged and %d membership changes made so far",
+			len(res.Kills), k.Node, alsoNote(k.Also), k.Domain, k.WasLeader, k.Follower, k.At.Round(time.Millisecond), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), acked, mst.changes())
 	}
 	close(stop)
 	workersDone := make(chan struct{})

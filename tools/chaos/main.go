@@ -20,7 +20,7 @@
 //
 //	go run ./tools/chaos -duration 10m [-kills N] [-seed N] [-dir DIR] [-rooms 2]
 //	    [-senders 1] [-receivers 1] [-pause 30ms] [-up 1s-4s] [-down 200ms-2s]
-//	    [-leader-share 0.4] [-follower-share 0.25] [-membership-every 2s]
+//	    [-leader-share 0.4] [-follower-share 0.25] [-quorum-loss-share 0] [-membership-every 2s]
 //	    [-clustered-follower] [-log-level info] [-json]
 //
 // With -membership-every D > 0, every room also has an admin client that
@@ -93,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	down := fs.String("down", "200ms-2s", "how long a killed node stays down (lo-hi)")
 	leaderShare := fs.Float64("leader-share", 0.4, "probability that a kill of a cluster's node targets its current leader (else a uniform draw)")
 	followerShare := fs.Float64("follower-share", 0.25, "probability that a kill targets a follower provider's node (b.example or c.example) instead of a hub node; negative: hub nodes only")
+	quorumLoss := fs.Float64("quorum-loss-share", 0, "probability that a hub node kill takes a second hub node down with it (the hub loses its quorum until both are back)")
 	clustered := fs.Bool("clustered-follower", false, "run b.example as a three-node Raft cluster behind proxies too")
 	membershipEvery := fs.Duration("membership-every", 0, "mean pause between two membership changes (add a new user's client, or remove one) of each room's admin; 0: none")
 	logLevel := fs.String("log-level", "info", "daemons' log level")
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := chaos.Config{
 		Dir: work, Bin: *bin, Seed: *seed, Duration: *duration, Kills: *kills,
-		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare, FollowerShare: *followerShare,
+		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare, FollowerShare: *followerShare, QuorumLossShare: *quorumLoss,
 		UnpinnedSetup: *unpinned, MembershipEvery: *membershipEvery,
 		Rooms: *rooms, Senders: *senders, Receivers: *receivers, SendPause: *pause,
 		Topology: chaos.TopologyConfig{LogLevel: *logLevel, ClusteredFollower: *clustered},
