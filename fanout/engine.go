@@ -469,21 +469,21 @@ func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay
 	if ctx.Err() != nil {
 		return 0, false // stopping: not a failure of the destination
 	}
-	var fail *sendOutcome
+	fi := -1 // the failure reported
 	e.mu.Lock()
-	for i := range results {
-		switch o := &results[i]; {
+	for i, o := range results {
+		switch {
 		case sent[i]:
 		case o.err == nil && o.res.StatusCode == http.StatusCreated:
 			st.sent[i] = true
-		case fail == nil || (fail.res.RetryAfter == "" && o.res.RetryAfter != ""):
+		case fi < 0 || (results[fi].res.RetryAfter == "" && o.res.RetryAfter != ""):
 			// The first failure, or one that says when to come back.
-			fail = o
+			fi = i
 		}
 	}
 	e.mu.Unlock()
-	if fail != nil {
-		b := r.Batches[fail.i]
+	if fi >= 0 {
+		b, fail := r.Batches[fi], results[fi]
 		if fail.err != nil {
 			return e.failed(dest, st, b, 0, "", fmt.Errorf("fanout: POST /notify to %s for %s: %w", dest, b.Room, fail.err)), false
 		}
@@ -524,7 +524,6 @@ func (e *Engine) attempt(ctx context.Context, dest string, st *destState) (delay
 
 // sendOutcome is the answer to one body of a round.
 type sendOutcome struct {
-	i   int
 	res SendResult
 	err error
 }
@@ -536,7 +535,6 @@ func (e *Engine) send(ctx context.Context, dest string, r *Round, sent []bool) [
 	out := make([]sendOutcome, len(r.Batches))
 	var wg sync.WaitGroup
 	for i, b := range r.Batches {
-		out[i].i = i
 		if sent[i] {
 			continue
 		}
