@@ -54,44 +54,12 @@ func TestChaosHubKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns five mimid processes")
 	}
-	cfg := Config{Duration: 20 * time.Second, Kills: 5, Logf: t.Logf}
-	if s := os.Getenv(envSeed); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("%s: %v", envSeed, err)
-		}
-		cfg.Seed = v
-	}
-	if s := os.Getenv(envDuration); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			t.Fatalf("%s: %v", envDuration, err)
-		}
-		cfg.Duration = d
-	}
-	if s := os.Getenv(envKills); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("%s: %v", envKills, err)
-		}
-		cfg.Kills = n
-	}
-	cfg.MembershipEvery = defaultMembershipEvery
-	if s := os.Getenv(envMembership); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			t.Fatalf("%s: %v", envMembership, err)
-		}
-		cfg.MembershipEvery = d
-	}
-	cfg.QuorumLossShare = defaultQuorumLossShare
-	if s := os.Getenv(envQuorumLoss); s != "" {
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			t.Fatalf("%s: %v", envQuorumLoss, err)
-		}
-		cfg.QuorumLossShare = v
-	}
+	cfg := Config{Logf: t.Logf}
+	cfg.Seed = fromEnv(t, envSeed, 0, func(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) })
+	cfg.Duration = fromEnv(t, envDuration, 20*time.Second, time.ParseDuration)
+	cfg.Kills = fromEnv(t, envKills, 5, strconv.Atoi)
+	cfg.MembershipEvery = fromEnv(t, envMembership, defaultMembershipEvery, time.ParseDuration)
+	cfg.QuorumLossShare = fromEnv(t, envQuorumLoss, defaultQuorumLossShare, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	cfg.UnpinnedSetup = os.Getenv(envUnpinned) == "1"
 	cfg.Topology.ClusteredFollower = os.Getenv(envClustered) != "0"
 	cfg.Dir = t.TempDir()
@@ -129,4 +97,19 @@ func TestChaosHubKill(t *testing.T) {
 	if !res.NodesAgree {
 		t.Errorf("a cluster's nodes disagree")
 	}
+}
+
+// fromEnv returns the environment variable name parsed with parse, or def
+// if it is not set.
+func fromEnv[T any](t *testing.T, name string, def T, parse func(string) (T, error)) T {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := parse(s)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
 }
