@@ -9,6 +9,7 @@ import (
 
 	"github.com/openmimi/mimi/client"
 	"github.com/openmimi/mimi/client/local"
+	"github.com/openmimi/mimi/mimi"
 	"github.com/openmimi/mimi/mls/wire"
 	"github.com/openmimi/mimi/provider/providertest"
 )
@@ -185,5 +186,77 @@ func TestPublishKeyPackagesLostAnswer(t *testing.T) {
 				t.Fatalf("the provider holds %d KeyPackages (%v), want 2", len(held), err)
 			}
 		})
+	}
+}
+
+// lossyNet is a realNet whose providers lose the answer to every update
+// of the clients in lose: the hub decides them, the client never learns
+// how.
+type lossyNet struct {
+	*realNet
+	lose map[string]bool
+}
+
+func (l *lossyNet) provider(domain string) client.Provider {
+	return &lossyUpdates{Provider: l.realNet.provider(domain), net: l}
+}
+
+type lossyUpdates struct {
+	client.Provider
+	net *lossyNet
+}
+
+func (l *lossyUpdates) Update(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
+	resp, err := l.Provider.Update(ctx, cl, room, req)
+	if l.net.lose[cl] {
+		return nil, errors.New("connection reset after the update")
+	}
+	return resp, err
+}
+
+// TestCommitAnswerLostWithProviders: a client whose every try of a commit
+// lost its answer (ErrOutcomeUnknown) learns from the echo of its commit,
+// which the providers deliver to it like to every member
+// (draft-ralston-mimi-protocol-02, Section 5.5), that the hub accepted it;
+// for a client at the hub and for one at a follower, which then commits
+// again at once.
+func TestCommitAnswerLostWithProviders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}}
+	w := threeUsersIn(t, &world{t: t, ctx: context.Background(), be: l, clients: map[string]*client.Client{}})
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
+
+	l.lose[a1.ID()] = true
+	before := l.epoch(clubhouse)
+	if err := a1.SetRole(w.ctx, clubhouse, cathy, "admin"); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("SetRole with its answers lost: %v", err)
+	}
+	if l.epoch(clubhouse) != before+1 {
+		t.Fatalf("hub at epoch %d, want %d: the commit was not accepted", l.epoch(clubhouse), before+1)
+	}
+	l.lose[a1.ID()] = false
+	w.sync(all...)
+	ri := w.agree(clubhouse, all...)
+	if r, _ := ri.Role(cathy); r != "admin" {
+		t.Fatalf("%+v", ri)
+	}
+
+	l.lose[c1.ID()] = true
+	if err := c1.SetRole(w.ctx, clubhouse, bob, "reader"); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("SetRole via a follower with its answers lost: %v", err)
+	}
+	l.lose[c1.ID()] = false
+	// The next operation syncs first: the echo merges the lost commit,
+	// and the new commit builds on it.
+	if err := c1.SetRole(w.ctx, clubhouse, bob, "member"); err != nil {
+		t.Fatalf("committing after the lost answer: %v", err)
+	}
+	w.sync(all...)
+	ri = w.agree(clubhouse, all...)
+	if r, _ := ri.Role(bob); r != "member" || l.epoch(clubhouse) != before+3 {
+		t.Fatalf("bob is %q at epoch %d, want member at %d", r, l.epoch(clubhouse), before+3)
 	}
 }

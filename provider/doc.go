@@ -106,11 +106,16 @@
 // a participant keeps receiving the room's (undecryptable) messages.
 //
 // The hub fans a message out to every provider with participants,
-// including the one that submitted it (its other clients need it). The
-// submitting client itself does not get its own message back: the hub
-// skips the local sender, and a follower remembers for a while which of
-// its clients it forwarded a message for (in memory; after a restart an
-// echo may reach its sender, which the draft says clients must tolerate).
+// including the one that submitted it (its other clients need it), and a
+// proposal also to the providers of every MLS member (a client whose user
+// was just removed from the participant list needs the proposals the
+// next commit refers to). The client that submitted an application
+// message does not get it back: the hub skips the local sender, and a
+// follower remembers for a while which of its clients it forwarded a
+// message for (in memory; after a restart an echo may reach its sender,
+// which the draft says clients must tolerate). Proposals and commits do
+// go back to their sender: a client whose answer was lost learns from the
+// echo that the hub accepted them.
 //
 // # Room state encoding
 //

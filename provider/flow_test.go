@@ -57,8 +57,10 @@ func TestFlow(t *testing.T) {
 	w.deliver()
 	cathyG := w.cathy.Join(t, w.welcomeFor(w.inbox(w.c, w.cathy)))
 	w.process(w.aliceG, w.inbox(w.a, w.alice))
-	if got := w.inbox(w.b, w.bob); len(got) != 0 {
-		t.Fatalf("bob got %d messages, want none (his own commit is not echoed to him)", len(got))
+	// Bob gets his own commit back, relayed through his provider
+	// (Section 5.5): the echo of the epoch he already left.
+	if got := w.inbox(w.b, w.bob); len(got) != 1 || !pastHandshake(w.bobG, &got[0].Message) {
+		t.Fatalf("bob got %d messages, want the echo of his commit", len(got))
 	}
 	if w.aliceG.Epoch() != cathyG.Epoch() || w.bobG.Epoch() != cathyG.Epoch() {
 		t.Fatalf("epochs differ: %d %d %d", w.aliceG.Epoch(), w.bobG.Epoch(), cathyG.Epoch())
@@ -138,9 +140,10 @@ func TestFlow(t *testing.T) {
 	}
 	w.deliver()
 	w.process(w.aliceG, w.inbox(w.a, w.alice))
+	// Bob gets his two proposals back (Section 5.5), then the commit.
 	ps := w.process(w.bobG, w.inbox(w.b, w.bob))
-	if len(ps) != 1 || ps[0].Commit == nil || !ps[0].Commit.SelfRemoved {
-		t.Fatalf("bob should see his removal: %+v", ps)
+	if len(ps) != 3 || ps[0].Proposal == nil || ps[1].Proposal == nil || ps[2].Commit == nil || !ps[2].Commit.SelfRemoved {
+		t.Fatalf("bob should see his proposals and his removal: %+v", ps)
 	}
 	rec, err = w.a.M.Room(room)
 	if err != nil {

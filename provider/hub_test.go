@@ -31,6 +31,7 @@ func TestSubmitMessage(t *testing.T) {
 	}
 	w.deliver()
 	w.process(w.bobG, w.inbox(w.b, w.bob))
+	w.process(w.aliceG, w.inbox(w.a, w.alice)) // the echo of her commit
 
 	// Too old: epochTooOld with the current epoch.
 	resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, old)

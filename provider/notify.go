@@ -372,10 +372,10 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 					recips = slices.DeleteFunc(slices.Clone(recips), func(c string) bool { return c == sender })
 				}
 			} else {
+				// Handshake messages go to their sender too (see
+				// LocalUpdate).
 				membersKnown = false
-				recips = p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), func(c *projections.Client) bool {
-					return !echo || c.Client != sender
-				}, memo)
+				recips = p.localMembersMemo(sim.step(p.isLocal, &msgs[i], welcome), nil, memo)
 			}
 			if len(recips) == 0 {
 				continue

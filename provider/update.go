@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/openmimi/mimi/eventlog"
@@ -58,7 +59,11 @@ func (p *Provider) Update(ctx context.Context, peer, room string, req *mimi.Upda
 // LocalUpdate submits a local client's proposals or commit
 // (draft-ralston-mimi-protocol-02, Sections 3 and 5.3): handled here when
 // the room is hosted here (the messages must be the client's own), and
-// forwarded to the room's hub otherwise.
+// forwarded to the room's hub otherwise. The client receives its own
+// proposals and commit back in its inbox, wherever the room is hosted: if
+// this answer is lost on its way, the echo tells the client that the hub
+// accepted them (Section 5.5: clients must be prepared to receive their
+// own messages).
 func (p *Provider) LocalUpdate(ctx context.Context, client, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
 	hub, err := p.localRoomHub(client, room)
 	if err != nil {
@@ -74,15 +79,6 @@ func (p *Provider) LocalUpdate(ctx context.Context, client, room string, req *mi
 	resp, err := rem.Update(ctx, hub, room, req)
 	if err != nil {
 		return nil, fmt.Errorf("provider: update via hub %s: %w", hub, err)
-	}
-	if resp.Code == mimi.UpdateSuccess {
-		var sent [][]byte
-		for _, pm := range append([]wire.PublicMessage{req.ProposalOrCommit}, req.MoreProposals...) {
-			if b, err := publicMessageBytes(&pm); err == nil {
-				sent = append(sent, b)
-			}
-		}
-		p.echoes.remember(client, sent...)
 	}
 	return resp, nil
 }
@@ -242,7 +238,13 @@ func (p *Provider) checkProposals(src source, roomID string, rec *projections.Ro
 		invalid [][]byte
 		why     []string
 	)
-	locals := p.localMembers(rec.Members, func(c *projections.Client) bool { return c.Client != src.client })
+	locals := p.localMembers(rec.Members, nil)
+	memberDests := map[string]bool{}
+	for _, c := range rec.Members {
+		if d := providerOf(c); d != "" {
+			memberDests[d] = true
+		}
+	}
 	var again []byte // a proposal of the request the room already cached
 	for i, pm := range msgs {
 		if pm.Content.Epoch != work.Epoch() {
@@ -341,7 +343,12 @@ func (p *Provider) checkProposals(src source, roomID string, rec *projections.Ro
 				ops = append(ops, projections.EventOp(roomID, ts, upd))
 			}
 		}
-		dests := map[string]bool{}
+		// Providers with participants before or after, and those of
+		// every MLS member: a client whose user was removed from the
+		// participant list is a member until the next commit, which may
+		// refer to this proposal (RFC 9420, Section 12.4), and it should
+		// see that commit (Section 5.5).
+		dests := maps.Clone(memberDests)
 		participantProviders(dests, rm)
 		participantProviders(dests, next)
 		delete(dests, p.domain)
@@ -633,7 +640,9 @@ func (p *Provider) checkCommit(src source, roomID string, rec *projections.Room,
 	// Destinations: providers with participants before or after, and
 	// those of removed members, which SHOULD see their removal (Section
 	// 5.5); local members before and after, except the newly added (they
-	// join by the Welcome) and the committer.
+	// join by the Welcome). The committer gets its own commit too: a client
+	// whose answer was lost learns from it that the hub accepted its commit
+	// (Section 5.5: clients must be prepared to receive their own message).
 	dests := map[string]bool{}
 	participantProviders(dests, eff)
 	participantProviders(dests, committed)
@@ -645,7 +654,7 @@ func (p *Provider) checkCommit(src source, roomID string, rec *projections.Room,
 	}
 	delete(dests, p.domain)
 	locals := p.localMembers(append(slices.Clone(rec.Members), members...), func(c *projections.Client) bool {
-		return c.Client != src.client && !added[c.Client]
+		return !added[c.Client]
 	})
 	welcomeClients = p.localMembers(welcomeClients, nil)
 

@@ -446,11 +446,15 @@ func TestUpdateProposalResubmitted(t *testing.T) {
 	if ps, _ := w.a.M.RoomProposals(room); len(ps) != 2 {
 		t.Fatalf("%d proposals cached, want 2", len(ps))
 	}
-	// Alice receives each once and commits both.
+	// Alice receives each once and commits both; Bob gets his own back
+	// once each too (Section 5.5).
 	w.deliver()
 	es := w.inbox(w.a, w.alice)
 	if len(es) != 2 {
 		t.Fatalf("alice received %d messages, want the 2 proposals once each", len(es))
+	}
+	if got := w.inbox(w.b, w.bob); len(got) != 2 {
+		t.Fatalf("bob received %d messages, want his 2 proposals once each", len(got))
 	}
 	w.process(w.aliceG, es)
 	pc, req := providertest.Commit(t, w.aliceG, nil, sp.Message.PublicMessage, sp2.Message.PublicMessage)

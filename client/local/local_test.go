@@ -205,10 +205,19 @@ func testMapsToProvider(t *testing.T, isolate bool) {
 		}
 	}
 	p.deliver()
+	// Alice's inbox: the echo of her commit (Section 5.5), then Bob's
+	// messages.
 	es, err = la.Inbox(ctx, alice.Client, 0, 0)
-	if err != nil || len(es) != 2 {
+	if err != nil || len(es) != 3 {
 		t.Fatalf("alice's inbox: %v %d", err, len(es))
 	}
+	if pm := es[0].Message.Message.PublicMessage; pm == nil || pm.Content.ContentType != wire.ContentCommit || pm.Content.Epoch != g.Epoch()-1 {
+		t.Fatalf("alice's first inbox entry is not her commit: %+v", es[0].Message.Message)
+	}
+	if err := la.Ack(ctx, alice.Client, es[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	es = es[1:]
 	for i, text := range []string{"hello alice", "again"} {
 		pr, err := g.Process(&es[i].Message.Message)
 		if err != nil || string(pr.ApplicationData) != text {

@@ -95,7 +95,10 @@ func TestEveryRPC(t *testing.T) {
 	if err := b2.JoinNewDevice(e.ctx, room); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, e.ctx, a1, b1)
+	// b2 gets its own external commit back and drops it (Section 5.5).
+	if evs := syncAll(t, e.ctx, a1, b1, b2); len(evs[b2.ID()]) != 0 {
+		t.Fatalf("bob2's echo made events: %+v", evs[b2.ID()])
+	}
 	rec, err := e.node.M.Room(room)
 	if err != nil {
 		t.Fatal(err)

@@ -159,6 +159,9 @@ func (f *fabric) process(g *mls.Group, msgs []mimi.FanoutMessage) []*mls.Process
 	f.t.Helper()
 	var out []*mls.Processed
 	for i := range msgs {
+		if pastHandshake(g, &msgs[i].Message) {
+			continue // the echo of a commit or proposal g already applied
+		}
 		p, err := g.Process(&msgs[i].Message)
 		if err != nil {
 			f.t.Fatalf("processing message %d: %v", i, err)
@@ -212,4 +215,12 @@ func (f *fabric) aliceAddsBob(role string) {
 		}
 	}
 	f.t.Fatal("no Welcome for bob")
+}
+
+// pastHandshake reports whether msg is a proposal or commit of an epoch
+// before g's: what a client drops, as the echo of its own commit
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func pastHandshake(g *mls.Group, msg *wire.MLSMessage) bool {
+	pm := msg.PublicMessage
+	return pm != nil && pm.Content.ContentType != wire.ContentApplication && pm.Content.Epoch < g.Epoch()
 }

@@ -39,9 +39,9 @@ func checkFixture() CheckInput {
 	commits[2].Attempts = 2
 	d := func(pos uint64, s string) Delivery { return Delivery{Pos: pos, Room: room, Message: m(s)} }
 	recv := map[string][]Delivery{
-		// a1 gets no echo of its own messages or commits, b1 gets its
-		// echo: own entries are optional.
-		"a1": {d(1, "msg-b"), d(2, "msg-c"), d(3, "msg-e")},
+		// a1 gets its commits back but no echo of its own messages, b1
+		// gets its echo: own application messages are optional.
+		"a1": {d(1, "commit1"), d(2, "msg-b"), d(3, "msg-c"), d(4, "commit2"), d(5, "commit3"), d(6, "commit4"), d(7, "msg-e")},
 		"b1": {d(1, "welcome1"), d(2, "msg-a"), d(3, "msg-b"), d(4, "msg-c"), d(5, "commit2"), d(6, "commit3"), d(7, "msg-d"), d(8, "commit4")},
 		// c1 receives its removal, not msg-d, and the Welcome adding it
 		// back.
@@ -67,11 +67,11 @@ func TestCheck(t *testing.T) {
 	if !ok.OK() {
 		t.Fatalf("correct run reported: %v", ok.Problems)
 	}
-	// a1: msg-b, msg-c, msg-e (its commits, msg-a and msg-d are own); b1:
-	// welcome1, msg-a, msg-c, commit2, commit3, msg-d, commit4 (msg-b and
-	// msg-e own); c1: welcome1, msg-a, msg-b, commit2, commit3, welcome2,
-	// msg-e (msg-c own): 17.
-	if ok.DeliveriesChecked != 17 || ok.Acked != 4 || ok.Unacked != 1 || ok.Retried != 2 || ok.AckedRetried != 1 || ok.HubMessages != 5 ||
+	// a1: commit1, msg-b, msg-c, commit2, commit3, commit4, msg-e (msg-a
+	// and msg-d are own); b1: welcome1, msg-a, msg-c, commit2, commit3,
+	// msg-d, commit4 (msg-b and msg-e own); c1: welcome1, msg-a, msg-b,
+	// commit2, commit3, welcome2, msg-e (msg-c own): 21.
+	if ok.DeliveriesChecked != 21 || ok.Acked != 4 || ok.Unacked != 1 || ok.Retried != 2 || ok.AckedRetried != 1 || ok.HubMessages != 5 ||
 		ok.CommitsAcked != 4 || ok.CommitsRetried != 1 || ok.Joins != 3 || ok.Removals != 1 {
 		t.Fatalf("figures: %+v", ok)
 	}
@@ -146,6 +146,9 @@ func TestCheck(t *testing.T) {
 		{"Welcome of another client's add", func(in *CheckInput) {
 			in.Received["a1"] = append(in.Received["a1"], Delivery{Pos: 9, Room: in.Log[0].Room, Message: []byte("welcome1")})
 		}, ProblemUnknown, "a1"},
+		{"own commit not received", func(in *CheckInput) {
+			in.Received["a1"] = slices.Delete(in.Received["a1"], 3, 4) // commit2
+		}, ProblemLost, "a1"},
 		{"own echo out of order", func(in *CheckInput) {
 			// b1 receives its own msg-b after msg-c.
 			r := in.Received["b1"]
