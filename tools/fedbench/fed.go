@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"syscall"
 	"time"
@@ -288,6 +289,7 @@ type phaseOpts struct {
 	poll       time.Duration
 	timeout    time.Duration
 	cpuProfile string
+	traceFile  string
 	memProfile string // allocation profile of the measured phase
 	verify     bool
 	// preEncrypt: the senders encrypt all their messages before the
@@ -359,6 +361,21 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 		}()
 	}
 
+	if o.traceFile != "" {
+		tf, err := os.Create(o.traceFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := trace.Start(tf); err != nil {
+			tf.Close()
+			return nil, err
+		}
+		defer func() {
+			trace.Stop()
+			tf.Close()
+		}()
+	}
+
 	if o.memProfile != "" {
 		// The allocation profile is cumulative: the snapshot taken now
 		// is the base (go tool pprof -base FILE.start FILE).
@@ -419,6 +436,9 @@ func runPhase(ctx context.Context, f *fabric, r *room, o phaseOpts) (*FedResult,
 	cpu1 := cpuTime()
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if o.traceFile != "" {
+		trace.Stop()
 	}
 	if o.memProfile != "" {
 		if err := writeHeapProfile(o.memProfile); err != nil {

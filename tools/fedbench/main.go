@@ -76,6 +76,7 @@ type Config struct {
 	// round by throughput is reported.
 	BaselineRounds int    `json:"baseline_rounds"`
 	CPUProfile     string `json:"cpu_profile,omitempty"`
+	Trace          string `json:"trace,omitempty"`
 	MemProfile     string `json:"mem_profile,omitempty"`
 	// Dir is where the temporary directory goes ("" for os.TempDir);
 	// Keep keeps it.
@@ -124,6 +125,7 @@ func main() {
 	flag.BoolVar(&c.Verify, "verify", true, "after the run, every receiving client syncs and decrypts its messages")
 	flag.BoolVar(&c.PreEncrypt, "preencrypt", true, "senders encrypt their messages (MLS) before the measured window, which then runs from submitMessage to delivery")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured federation phase to this file")
+	flag.StringVar(&c.Trace, "trace", "", "write an execution trace of the measured federation phase to this file (go tool trace; -pprof=sched|sync|syscall|net shows where goroutines wait)")
 	flag.StringVar(&c.MemProfile, "memprofile", "", "write the allocation profile at the end of the measured federation phase to this file, and the one at its start to FILE.start (go tool pprof -sample_index=alloc_space -base FILE.start FILE)")
 	flag.StringVar(&c.Dir, "dir", "", "parent of the temporary data directory (default the system temp dir)")
 	flag.BoolVar(&c.Keep, "keep", false, "keep the temporary data directory")
@@ -212,7 +214,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	logf("federation: %d messages, %d senders", c.Messages, c.Concurrency)
 	fed, err := runPhase(ctx, f, r, phaseOpts{
 		phase: phaseMeasure, messages: c.Messages, size: c.Size, poll: c.Poll, timeout: c.Timeout,
-		cpuProfile: c.CPUProfile, memProfile: c.MemProfile, verify: c.Verify, preEncrypt: c.PreEncrypt,
+		cpuProfile: c.CPUProfile, traceFile: c.Trace, memProfile: c.MemProfile, verify: c.Verify, preEncrypt: c.PreEncrypt,
 	})
 	if fed != nil {
 		fed.SetupSeconds = setup.Seconds()
