@@ -81,6 +81,19 @@ type room struct {
 	g       *mls.Group
 	leaving bool       // our user's leave proposals were accepted (Section 3.5)
 	sent    [][32]byte // hashes of our messages the hub accepted, to drop their echoes
+	// unresolved is our last commit, when no answer to it came back.
+	unresolved *unresolvedCommit
+}
+
+// unresolvedCommit is a commit of ours that the provider did not answer
+// (ErrOutcomeUnknown): it stays the group's pending commit until its echo
+// arrives (the hub accepted it), another commit of its epoch arrives (the
+// hub took that one), or a resend gets an answer
+// (draft-ralston-mimi-protocol-02, Sections 5.3 and 5.5).
+type unresolvedCommit struct {
+	pc    *mls.PendingCommit
+	req   *mimi.UpdateRequest
+	epoch uint64 // the epoch the commit was made in
 }
 
 // maxSent bounds room.sent.

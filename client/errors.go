@@ -26,7 +26,9 @@ var (
 	// ErrOutcomeUnknown: the provider did not answer an update, so it is
 	// unknown whether the hub accepted it. The commit stays pending: if its
 	// echo arrives it is applied, if another commit arrives it is dropped
-	// (Section 5.5: clients must be prepared to receive their own message).
+	// (Section 5.5: clients must be prepared to receive their own message);
+	// the next operation on the room first sends it again, and the hub's
+	// answer settles it (Section 5.3).
 	// Also: the provider did not answer a KeyPackage upload
 	// (PublishKeyPackages keeps the private keys).
 	ErrOutcomeUnknown = errors.New("client: outcome of the update is unknown")

@@ -20,6 +20,8 @@ type realNet struct {
 	t     testing.TB
 	net   *providertest.Net
 	nodes map[string]*providertest.Node
+	// hold stops pump: nothing is fanned out while it is set.
+	hold bool
 }
 
 func newRealNet(t testing.TB) *realNet {
@@ -35,6 +37,9 @@ func newRealNet(t testing.TB) *realNet {
 
 // pump runs every hub's fanout once.
 func (r *realNet) pump() {
+	if r.hold {
+		return
+	}
 	for _, hub := range r.nodes {
 		providertest.Deliver(r.t, hub, func(ctx context.Context, target, room string, body []byte) error {
 			return r.net.Notify(ctx, hub.Domain, target, room, body)
@@ -191,10 +196,10 @@ func TestPublishKeyPackagesLostAnswer(t *testing.T) {
 
 // lossyNet is a realNet whose providers lose the answer to every update
 // of the clients in lose: the hub decides them, the client never learns
-// how.
+// how; and the update itself of the clients in drop.
 type lossyNet struct {
 	*realNet
-	lose map[string]bool
+	lose, drop map[string]bool
 }
 
 func (l *lossyNet) provider(domain string) client.Provider {
@@ -207,6 +212,9 @@ type lossyUpdates struct {
 }
 
 func (l *lossyUpdates) Update(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
+	if l.net.drop[cl] {
+		return nil, errors.New("connection reset before the update")
+	}
 	resp, err := l.Provider.Update(ctx, cl, room, req)
 	if l.net.lose[cl] {
 		return nil, errors.New("connection reset after the update")
@@ -224,7 +232,7 @@ func TestCommitAnswerLostWithProviders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three Raft nodes")
 	}
-	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}}
+	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}, drop: map[string]bool{}}
 	w := threeUsersIn(t, &world{t: t, ctx: context.Background(), be: l, clients: map[string]*client.Client{}})
 	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
@@ -258,5 +266,60 @@ func TestCommitAnswerLostWithProviders(t *testing.T) {
 	ri = w.agree(clubhouse, all...)
 	if r, _ := ri.Role(bob); r != "member" || l.epoch(clubhouse) != before+3 {
 		t.Fatalf("bob is %q at epoch %d, want member at %d", r, l.epoch(clubhouse), before+3)
+	}
+}
+
+// TestCommitUnresolvedThenCommit: a client whose commit's outcome is
+// unknown settles it before changing the room again, also when the echo
+// has not arrived yet: it sends the same commit again, which the hub
+// answers with its first success when it accepted it
+// (draft-ralston-mimi-protocol-02, Section 5.3), or with wrongEpoch when
+// another commit won, after which the client syncs that one and goes on.
+func TestCommitUnresolvedThenCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}, drop: map[string]bool{}}
+	w := threeUsersIn(t, &world{t: t, ctx: context.Background(), be: l, clients: map[string]*client.Client{}})
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
+	before := l.epoch(clubhouse)
+
+	// Accepted, answer lost, echo held back: c1 commits again at once.
+	l.lose[c1.ID()], l.hold = true, true
+	if err := c1.Commit(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("an empty commit with its answers lost: %v", err)
+	}
+	if l.epoch(clubhouse) != before+1 {
+		t.Fatalf("hub at %d, want %d", l.epoch(clubhouse), before+1)
+	}
+	l.lose[c1.ID()] = false
+	if err := c1.Commit(w.ctx, clubhouse); err != nil {
+		t.Fatalf("committing again before the echo arrived: %v", err)
+	}
+	if ep, _ := c1.Epoch(clubhouse); ep != before+2 || l.epoch(clubhouse) != before+2 {
+		t.Fatalf("client at %d, hub at %d, want both at %d", ep, l.epoch(clubhouse), before+2)
+	}
+	l.hold = false
+	w.sync(all...)
+	w.agree(clubhouse, all...)
+
+	// Never reached the hub, and another commit won: c1 learns it from
+	// wrongEpoch, syncs the winner and commits on top of it.
+	l.drop[c1.ID()] = true
+	if err := c1.Commit(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a commit that never reached the hub: %v", err)
+	}
+	l.drop[c1.ID()] = false
+	if err := a1.Commit(w.ctx, clubhouse); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Commit(w.ctx, clubhouse); err != nil {
+		t.Fatalf("committing after another commit won: %v", err)
+	}
+	w.sync(all...)
+	w.agree(clubhouse, all...)
+	if got := l.epoch(clubhouse); got != before+4 {
+		t.Fatalf("hub at %d, want %d", got, before+4)
 	}
 }

@@ -468,6 +468,12 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, build func(*ro
 		if err != nil {
 			return err
 		}
+		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
+			last = err
+			continue
+		} else if err != nil {
+			return err
+		}
 		if r.leaving {
 			return fmt.Errorf("%w: %s", ErrLeaving, roomID)
 		}
@@ -546,12 +552,18 @@ func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit,
 		return err
 	})
 	if err != nil {
+		r.unresolved = &unresolvedCommit{pc: pc, req: req, epoch: r.g.Epoch()}
 		return fmt.Errorf("%w: commit to %s: %w", ErrOutcomeUnknown, r.id, err)
 	}
 	if resp.Code != mimi.UpdateSuccess {
 		pc.Discard()
 		return updateError(r.id, resp)
 	}
+	return c.mergeOwn(r, pc)
+}
+
+// mergeOwn merges our commit that the hub accepted.
+func (c *Client) mergeOwn(r *room, pc *mls.PendingCommit) error {
 	if err := pc.Merge(); err != nil {
 		return fmt.Errorf("client: merging our accepted commit to %s: %w", r.id, err)
 	}
@@ -559,6 +571,48 @@ func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit,
 		r.remember(b)
 	}
 	return nil
+}
+
+// resolve settles the room's unresolved commit, if any, before the client
+// changes the room again: a new commit would replace it as the group's
+// pending commit, after which its echo could no longer be recognized. When
+// the group has left the commit's epoch (the echo merged it, or another
+// commit of that epoch was processed) there is nothing left to do;
+// otherwise the same request is sent again, which the hub answers with its
+// first success if it accepted the commit (draft-ralston-mimi-protocol-02,
+// Section 5.3). On wrongEpoch the commit stays pending: the hub moved on,
+// and the next sync brings either our commit's echo or the one that won.
+// If the provider still does not answer, the error is ErrOutcomeUnknown.
+func (c *Client) resolve(ctx context.Context, r *room) error {
+	u := r.unresolved
+	if u == nil {
+		return nil
+	}
+	if r.g.Epoch() != u.epoch {
+		r.unresolved = nil
+		return nil
+	}
+	var resp *mimi.UpdateRoomResponse
+	err := c.resend(ctx, func() (err error) {
+		resp, err = c.p.Update(ctx, c.id.Client, r.id, u.req)
+		if err == nil && resp == nil {
+			err = errors.New("no response")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: an earlier commit to %s: %w", ErrOutcomeUnknown, r.id, err)
+	}
+	switch resp.Code {
+	case mimi.UpdateSuccess:
+		r.unresolved = nil
+		return c.mergeOwn(r, u.pc)
+	case mimi.UpdateWrongEpoch:
+		return updateError(r.id, resp)
+	}
+	r.unresolved = nil
+	u.pc.Discard()
+	return updateError(r.id, resp)
 }
 
 func updateError(roomID string, resp *mimi.UpdateRoomResponse) *UpdateError {
@@ -587,6 +641,12 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 		}
 		r, err := c.room(roomID)
 		if err != nil {
+			return err
+		}
+		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
+			last = err
+			continue
+		} else if err != nil {
 			return err
 		}
 		rm, err := roomState(r.g)
@@ -683,6 +743,15 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 	for range c.opts.MaxAttempts {
 		r, err := c.room(roomID)
 		if err != nil {
+			return 0, err
+		}
+		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
+			last = err
+			if err := c.syncLocked(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		} else if err != nil {
 			return 0, err
 		}
 		if r.leaving {
