@@ -206,6 +206,12 @@ func (l *lossyNet) provider(domain string) client.Provider {
 	return &lossyUpdates{Provider: l.realNet.provider(domain), net: l}
 }
 
+// lossyWorld is threeUsersIn on a lossyNet that loses nothing yet.
+func lossyWorld(t *testing.T) (*lossyNet, *world) {
+	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}, drop: map[string]bool{}}
+	return l, threeUsersIn(t, &world{t: t, ctx: context.Background(), be: l, clients: map[string]*client.Client{}})
+}
+
 type lossyUpdates struct {
 	client.Provider
 	net *lossyNet
@@ -232,8 +238,7 @@ func TestCommitAnswerLostWithProviders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three Raft nodes")
 	}
-	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}, drop: map[string]bool{}}
-	w := threeUsersIn(t, &world{t: t, ctx: context.Background(), be: l, clients: map[string]*client.Client{}})
+	l, w := lossyWorld(t)
 	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
 
@@ -279,8 +284,7 @@ func TestCommitUnresolvedThenCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three Raft nodes")
 	}
-	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}, drop: map[string]bool{}}
-	w := threeUsersIn(t, &world{t: t, ctx: context.Background(), be: l, clients: map[string]*client.Client{}})
+	l, w := lossyWorld(t)
 	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
 	before := l.epoch(clubhouse)

@@ -543,14 +543,7 @@ func (c *Client) updateRequest(pc *mls.PendingCommit) (*mimi.UpdateRequest, erro
 // draft-ralston-mimi-protocol-02, Section 5.3); if no answer ever comes,
 // the commit stays pending (ErrOutcomeUnknown).
 func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit, req *mimi.UpdateRequest) error {
-	var resp *mimi.UpdateRoomResponse
-	err := c.resend(ctx, func() (err error) {
-		resp, err = c.p.Update(ctx, c.id.Client, r.id, req)
-		if err == nil && resp == nil {
-			err = errors.New("no response")
-		}
-		return err
-	})
+	resp, err := c.update(ctx, r.id, req)
 	if err != nil {
 		r.unresolved = &unresolvedCommit{pc: pc, req: req, epoch: r.g.Epoch()}
 		return fmt.Errorf("%w: commit to %s: %w", ErrOutcomeUnknown, r.id, err)
@@ -560,6 +553,22 @@ func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit,
 		return updateError(r.id, resp)
 	}
 	return c.mergeOwn(r, pc)
+}
+
+// update sends an UpdateRequest through the provider, again with the same
+// bytes while no answer comes back (see resend): the hub answers a commit
+// it accepted last, sent again, with its first success
+// (draft-ralston-mimi-protocol-02, Section 5.3).
+func (c *Client) update(ctx context.Context, roomID string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
+	var resp *mimi.UpdateRoomResponse
+	err := c.resend(ctx, func() (err error) {
+		resp, err = c.p.Update(ctx, c.id.Client, roomID, req)
+		if err == nil && resp == nil {
+			err = errors.New("no response")
+		}
+		return err
+	})
+	return resp, err
 }
 
 // mergeOwn merges our commit that the hub accepted.
@@ -592,14 +601,7 @@ func (c *Client) resolve(ctx context.Context, r *room) error {
 		r.unresolved = nil
 		return nil
 	}
-	var resp *mimi.UpdateRoomResponse
-	err := c.resend(ctx, func() (err error) {
-		resp, err = c.p.Update(ctx, c.id.Client, r.id, u.req)
-		if err == nil && resp == nil {
-			err = errors.New("no response")
-		}
-		return err
-	})
+	resp, err := c.update(ctx, r.id, u.req)
 	if err != nil {
 		return fmt.Errorf("%w: an earlier commit to %s: %w", ErrOutcomeUnknown, r.id, err)
 	}
@@ -692,10 +694,7 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 				}
 			}
 		}
-		resp, err := c.p.Update(ctx, c.id.Client, roomID, req)
-		if err == nil && resp == nil {
-			err = errors.New("no response")
-		}
+		resp, err := c.update(ctx, roomID, req)
 		if err != nil {
 			accept()
 			return fmt.Errorf("%w: leave proposals for %s: %w", ErrOutcomeUnknown, roomID, err)
@@ -894,10 +893,7 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 			pc.Discard()
 			return err
 		}
-		uresp, err := c.p.Update(ctx, c.id.Client, roomID, ureq)
-		if err == nil && uresp == nil {
-			err = errors.New("no response")
-		}
+		uresp, err := c.update(ctx, roomID, ureq)
 		if err != nil {
 			pc.Discard()
 			return fmt.Errorf("%w: external commit to %s (join again to resync): %w", ErrOutcomeUnknown, roomID, err)
