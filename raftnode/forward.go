@@ -142,10 +142,15 @@ func (n *Node[R]) writeForwardResp(c net.Conn, status byte, index uint64, payloa
 // forwardApply sends cmd to the leader at addr.
 func (n *Node[R]) forwardApply(ctx context.Context, addr string, cmd []byte) (R, error) {
 	var zero R
-	status, idx, payload, err := n.fwd.call(ctx, addr, opApply, cmd)
+	fctx, done := n.whileLeader(ctx, addr)
+	status, idx, payload, err := n.fwd.call(fctx, addr, opApply, cmd)
+	done()
 	if err != nil {
 		if errors.Is(err, errNotSent) {
 			return zero, fmt.Errorf("%w: %w", errRetry, err)
+		}
+		if context.Cause(fctx) == errLeaderMoved && ctx.Err() == nil {
+			err = errLeaderMoved
 		}
 		return zero, fmt.Errorf("%w: forwarded to %s: %w", ErrOutcomeUnknown, addr, err)
 	}
@@ -176,7 +181,9 @@ func (n *Node[R]) forwardApply(ctx context.Context, addr string, cmd []byte) (R,
 // forwardBarrier runs a barrier on the leader at addr and returns the
 // leader's applied index.
 func (n *Node[R]) forwardBarrier(ctx context.Context, addr string) (uint64, error) {
-	status, idx, payload, err := n.fwd.call(ctx, addr, opBarrier, nil)
+	fctx, done := n.whileLeader(ctx, addr)
+	status, idx, payload, err := n.fwd.call(fctx, addr, opBarrier, nil)
+	done()
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("raftnode: read barrier via %s: %w", addr, err)

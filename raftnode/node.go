@@ -109,6 +109,7 @@ type Node[R any] struct {
 	fwd    *forwardClient
 	logger hclog.Logger
 
+	leaders      *leaderWatch
 	ready        chan struct{} // closed once raft is set
 	closed       chan struct{}
 	shutdownOnce sync.Once
@@ -259,8 +260,10 @@ func Open[R any](cfg Config, sm StateMachine[R], codec ResultCodec[R]) (_ *Node[
 		return nil, fmt.Errorf("raftnode: start raft: %w", err)
 	}
 	n.raft = r
+	n.leaders = newLeaderWatch()
+	stopObserving := observeLeaders(r, n.leaders, n.closed)
 	close(n.ready)
-	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
+	cleanup = append(cleanup, func() { stopObserving(); _ = r.Shutdown().Error() })
 
 	if !hasState && (cfg.TLS == nil || cfg.Bootstrap) {
 		servers := []raft.Server{{Suffrage: raft.Voter, ID: n.id, Address: n.addr}}

@@ -47,6 +47,18 @@ type splitConn struct {
 	held     []byte
 	healed   chan struct{} // closed when silent ends
 	deadline time.Time     // the read deadline
+	// moved is closed when the read deadline changes, waking a silenced
+	// Read as a socket's deadline change wakes a blocked read.
+	moved chan struct{}
+}
+
+// setDeadline records a new read deadline; the caller holds c.mu.
+func (c *splitConn) setDeadline(t time.Time) {
+	c.deadline = t
+	if c.moved != nil {
+		close(c.moved)
+	}
+	c.moved = make(chan struct{})
 }
 
 func (c *splitConn) silence(on bool) {
@@ -77,14 +89,14 @@ func (c *splitConn) Write(b []byte) (int, error) {
 
 func (c *splitConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
-	c.deadline = t
+	c.setDeadline(t)
 	c.mu.Unlock()
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *splitConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
-	c.deadline = t
+	c.setDeadline(t)
 	c.mu.Unlock()
 	return c.Conn.SetDeadline(t)
 }
@@ -92,22 +104,32 @@ func (c *splitConn) SetDeadline(t time.Time) error {
 func (c *splitConn) Read(b []byte) (int, error) {
 	for {
 		c.mu.Lock()
-		silent, healed, deadline := c.silent, c.healed, c.deadline
+		if c.moved == nil {
+			c.moved = make(chan struct{})
+		}
+		silent, healed, deadline, moved := c.silent, c.healed, c.deadline, c.moved
 		c.mu.Unlock()
 		if !silent {
 			return c.Conn.Read(b)
 		}
 		if deadline.IsZero() {
-			<-healed
+			select {
+			case <-healed:
+			case <-moved:
+			}
 			continue
+		}
+		if !deadline.After(time.Now()) {
+			return 0, os.ErrDeadlineExceeded
 		}
 		tm := time.NewTimer(time.Until(deadline))
 		select {
 		case <-healed:
-			tm.Stop()
+		case <-moved:
 		case <-tm.C:
 			return 0, os.ErrDeadlineExceeded
 		}
+		tm.Stop()
 	}
 }
 
@@ -335,4 +357,52 @@ func registerRetrying(t *testing.T, ctx context.Context, d *Daemon, cl *provider
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestClusterForwardToLostLeader: a write taken by a follower node is
+// forwarded to the leader it knows; when that leader is black-holed (as
+// when it freezes: connections stay open, nothing comes back), the write
+// ends as soon as the follower learns of the new leader, with an unknown
+// outcome (provider.ErrUnavailable, 503), rather than at apply_timeout.
+// The client's resend then goes to the new leader.
+func TestClusterForwardToLostLeader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const applyTimeout = 30 * time.Second
+	split := newNetSplit(true)
+	c := startDevCluster(t, ctx, func(cfg *Config) {
+		cfg.ApplyTimeout = Duration(applyTimeout)
+		split.add(cfg.Raft.NodeID, cfg.Raft.Bind)
+		cfg.RaftDialContext = split.dialer(cfg.Raft.NodeID)
+	}, false)
+	t.Cleanup(split.closeAll)
+	alice := providertest.NewClient(t, "a.example", "alice", "alice1")
+	if _, err := c.ds[0].Provider().RegisterClient(ctx, alice.Cred, alice.Pub); err != nil {
+		t.Fatal(err)
+	}
+	c.agree(t, ctx, alice.Client)
+
+	old := c.leader(t)
+	var other *Daemon
+	for _, d := range c.ds {
+		if d != old {
+			other = d
+			break
+		}
+	}
+	split.isolate(old.Node().ID())
+	bob := providertest.NewClient(t, "a.example", "bob", "bob1")
+	start := time.Now()
+	_, err := other.Provider().RegisterClient(ctx, bob.Cred, bob.Pub)
+	took := time.Since(start)
+	t.Logf("write forwarded to the lost leader: %v after %v", err, took)
+	if err == nil || !errors.Is(err, provider.ErrUnavailable) {
+		t.Fatalf("write forwarded to the lost leader: %v, want ErrUnavailable", err)
+	}
+	if took >= applyTimeout/2 {
+		t.Fatalf("the write waited %v for a leader that was replaced (apply_timeout %v)", took, applyTimeout)
+	}
+	registerRetrying(t, ctx, other, bob)
+	split.heal()
+	c.agree(t, ctx, bob.Client)
 }
