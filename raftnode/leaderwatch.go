@@ -64,6 +64,9 @@ func observeLeaders(r *raft.Raft, w *leaderWatch, closed <-chan struct{}) func()
 // open but answers nothing, while the cluster already elected another
 // (Raft paper, Section 5.2). The caller must call the returned function.
 func (n *Node[R]) whileLeader(ctx context.Context, addr string) (context.Context, func()) {
+	if n.leaders == nil {
+		return ctx, func() {} // no Raft to observe (a bare Node in the forwarding tests)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		for {
