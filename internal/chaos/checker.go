@@ -1,9 +1,11 @@
 package chaos
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -64,17 +66,30 @@ type LogEntry struct {
 	// Sender is who the hub recorded as sender (a client URI, or a
 	// provider domain for a remote submission).
 	Sender string
+	// ProposalRef is a KindProposal entry's ProposalRef (RFC 9420,
+	// Section 5.2); Refs are the ProposalRefs a KindCommit entry's commit
+	// includes by reference (RFC 9420, Section 12.4).
+	ProposalRef []byte
+	Refs        [][]byte
+	// Leaving lists, for a KindProposal entry of a participant-list
+	// AppSync that removes users (a leave, Section 3.5), the member
+	// clients of those users.
+	Leaving []string
+	// External: a KindCommit entry is an external commit (RFC 9420,
+	// Section 12.4.3.2), a participant's new client joining
+	// (draft-ralston-mimi-protocol-02, Sections 3.6 and 5.6).
+	External bool
 }
 
 // Submit is one application message (draft-ralston-mimi-protocol-02,
-// Section 5.4) or commit (Section 5.3) a client submitted through its
-// provider, with what the client learned of its outcome.
+// Section 5.4), commit or proposal (Section 5.3) a client submitted
+// through its provider, with what the client learned of its outcome.
 type Submit struct {
 	Client, Room string
 	// Message is the submitted MLSMessage; every retry sent these bytes.
 	Message []byte
 	// Label is the plaintext the client encrypted, or the change a commit
-	// makes.
+	// or proposal makes.
 	Label string
 	// Acked: the provider answered accepted (success for a commit).
 	Acked bool
@@ -103,11 +118,22 @@ type CheckInput struct {
 	// Log is the hub's log (every room), in log order.
 	Log []LogEntry
 	// Submits are all application messages the clients submitted,
-	// Commits all their commits.
-	Submits, Commits []Submit
+	// Commits all their commits, Proposals all their proposals (one
+	// Submit per proposal of an update request).
+	Submits, Commits, Proposals []Submit
 	// Received maps each client URI to its inbox entries in position
 	// order. Every client of the run must be present.
 	Received map[string][]Delivery
+	// Removed maps each client URI to the removals from a room its Syncs
+	// reported (client.EventRemoved); nil skips that comparison.
+	Removed map[string][]Removal
+}
+
+// Removal is a client's report that a commit removed it from a room
+// (client.EventRemoved): the room and the inbox position of the commit.
+type Removal struct {
+	Room string
+	Pos  uint64
 }
 
 // ProblemKind classifies a violation found by Check.
@@ -144,6 +170,16 @@ const (
 	// ProblemUndecryptable: a client could not process a message of
 	// another member (reported by the harness, not by Check).
 	ProblemUndecryptable ProblemKind = "undecryptable"
+	// ProblemProposalDropped: the commit that ended a proposal's epoch
+	// does not include it (draft-ralston-mimi-protocol-02, Section 3.5:
+	// the hub requires the next committer to include every cached
+	// proposal), so a leave, say, was not completed there.
+	ProblemProposalDropped ProblemKind = "proposal-not-committed"
+	// ProblemRemoval: a client did not report its removal
+	// (client.EventRemoved) when it processed the commit that ended its
+	// membership, or reported a removal at another message (Section 5.5:
+	// removed clients receive their removal).
+	ProblemRemoval ProblemKind = "removal-not-reported"
 )
 
 // Problem is one violation.
@@ -188,14 +224,17 @@ type CheckReport struct {
 	// acknowledged).
 	Acked, Unacked, Retried, AckedRetried int
 	// CommitsAcked and CommitsRetried count the commits acknowledged, and
-	// those sent more than once.
-	CommitsAcked, CommitsRetried int
+	// those sent more than once; ProposalsAcked the proposals
+	// acknowledged.
+	CommitsAcked, CommitsRetried, ProposalsAcked int
+	// HubProposals is the number of proposals in the hub log.
+	HubProposals int
 	// HubMessages is the number of application messages in the hub log.
 	HubMessages int
 	// Joins counts the clients' memberships that began with a commit
-	// (whose Welcome they had to receive), Removals those that a commit
-	// ended.
-	Joins, Removals int
+	// (whose Welcome they had to receive, or their own external commit:
+	// ExternalJoins of them), Removals those that a commit ended.
+	Joins, ExternalJoins, Removals int
 	// DeliveriesChecked is the number of (member, room event) pairs and
 	// (added client, Welcome) pairs that had to be received exactly
 	// once, in order.
@@ -226,20 +265,24 @@ func short(b []byte) string {
 }
 
 // membership is one period of a client's membership in a room, in room
-// sequence numbers: (join, leave], leave 0 while it lasts. welcome is the
-// Welcome of the commit that began it, if any.
+// sequence numbers: (join, leave], leave 0 while it lasts, or [join,
+// leave] when external: it began with the client's own external commit,
+// which it receives back (its echo). welcome is the Welcome of the
+// commit that began it, if any.
 type membership struct {
 	join, leave uint64
+	external    bool
 	welcome     []byte
 }
 
 func (m membership) holds(roomSeq uint64) bool {
-	return roomSeq > m.join && (m.leave == 0 || roomSeq <= m.leave)
+	return (roomSeq > m.join || m.external && roomSeq == m.join) && (m.leave == 0 || roomSeq <= m.leave)
 }
 
 // memberships returns a client's memberships of a room from the member
-// lists of its created and commit entries.
-func memberships(entries []*LogEntry, c string) []membership {
+// lists of its created and commit entries; own tells the client's own
+// commits.
+func memberships(entries []*LogEntry, c string, own func(*LogEntry) bool) []membership {
 	var out []membership
 	member := false
 	for _, e := range entries {
@@ -249,7 +292,7 @@ func memberships(entries []*LogEntry, c string) []membership {
 		in := slices.Contains(e.Members, c)
 		switch {
 		case !member && in:
-			out = append(out, membership{join: e.RoomSeq, welcome: e.Welcome})
+			out = append(out, membership{join: e.RoomSeq, external: e.External && own(e), welcome: e.Welcome})
 		case member && !in:
 			out[len(out)-1].leave = e.RoomSeq
 		}
@@ -261,12 +304,15 @@ func memberships(entries []*LogEntry, c string) []membership {
 // Check compares every client's received sequence with the hub's log
 // (draft-ralston-mimi-protocol-02, Sections 5.3 to 5.5):
 //
-//  1. every acknowledged submission (application message or commit)
-//     appears in the hub log exactly once, an unacknowledged one at most
-//     once, a refused one not at all, and the log holds no application
-//     message or commit that no client submitted;
+//  1. every acknowledged submission (application message, commit or
+//     proposal) appears in the hub log exactly once, an unacknowledged
+//     one at most once, a refused one not at all, and the log holds no
+//     application message, commit or proposal that no client submitted;
 //  2. every message of the log is of the room's MLS epoch at its
-//     position (a commit ends its epoch);
+//     position (a commit ends its epoch), and the commit that ends an
+//     epoch includes, by reference, every proposal accepted in it
+//     (Section 3.5: so a leave completes at the commit after its
+//     proposals);
 //  3. a client is a member of a room from each created/commit entry whose
 //     member list names it (after one that did not) up to and including
 //     the next commit whose list does not: it must receive the Welcome of
@@ -276,10 +322,20 @@ func memberships(entries []*LogEntry, c string) []membership {
 //     (they tell a client whose answer was lost that the hub accepted
 //     them), except its own application messages, which it may receive at
 //     most once (echo suppression is best effort). An application message
-//     thus reaches exactly the members of the epoch it was accepted in;
+//     thus reaches exactly the members of the epoch it was accepted in,
+//     less those whose user a proposal accepted before it in the epoch
+//     removed from the participant list (a leave, Section 3.5: the
+//     AppSync takes effect at once, Section 6.1), who receive the rest of
+//     the epoch's proposals and the commit that removes them, and no
+//     application message. A client that joined by its own external
+//     commit (Sections 3.6 and 5.6) has no Welcome: its membership begins
+//     with that commit, which it receives back as its echo;
 //  4. everything a client received in a room (its own echoes included) is
 //     in the hub log, within its membership, and in the hub log's order;
-//     a Welcome only that of a commit that added it, at most once.
+//     a Welcome only that of a commit that added it, at most once;
+//  5. with CheckInput.Removed, a client reports its removal exactly at
+//     the commit that ended each of its memberships (as received), and at
+//     no other message.
 func Check(in CheckInput) *CheckReport {
 	rep := &CheckReport{}
 	add := func(p Problem) { rep.Problems = append(rep.Problems, p) }
@@ -298,8 +354,11 @@ func Check(in CheckInput) *CheckReport {
 		if e.Welcome != nil {
 			welcomes[sha256.Sum256(e.Welcome)] = e
 		}
-		if e.Kind == KindMessage {
+		switch e.Kind {
+		case KindMessage:
 			rep.HubMessages++
+		case KindProposal:
+			rep.HubProposals++
 		}
 	}
 	roomIDs := make([]string, 0, len(rooms))
@@ -360,9 +419,16 @@ func Check(in CheckInput) *CheckReport {
 			rep.CommitsRetried++
 		}
 	}
+	for i := range in.Proposals {
+		s := &in.Proposals[i]
+		checkSubmit(s, KindProposal)
+		if s.Acked {
+			rep.ProposalsAcked++
+		}
+	}
 	for i := range in.Log {
 		e := &in.Log[i]
-		if e.Kind == KindMessage || e.Kind == KindCommit {
+		if e.Kind != KindCreated {
 			if _, ok := submitted[sha256.Sum256(e.Message)]; !ok {
 				add(Problem{Kind: ProblemPhantomAtHub, Room: e.Room, Message: short(e.Message),
 					Detail: fmt.Sprintf("%s at log seq %d room seq %d, sender %s", e.Kind, e.Seq, e.RoomSeq, e.Sender)})
@@ -370,9 +436,11 @@ func Check(in CheckInput) *CheckReport {
 		}
 	}
 
-	// 2. Epochs.
+	// 2. Epochs, and the proposals of each epoch in the commit ending
+	// it.
 	for _, r := range roomIDs {
 		var epoch uint64
+		var proposals []*LogEntry
 		for _, e := range rooms[r] {
 			if e.Kind == KindCreated {
 				epoch = e.Epoch
@@ -382,7 +450,17 @@ func Check(in CheckInput) *CheckReport {
 				add(Problem{Kind: ProblemEpoch, Room: r, Message: short(e.Message),
 					Detail: fmt.Sprintf("%s at room seq %d (log seq %d) is of epoch %d, the room is at epoch %d", e.Kind, e.RoomSeq, e.Seq, e.Epoch, epoch)})
 			}
-			if e.Kind == KindCommit {
+			switch e.Kind {
+			case KindProposal:
+				proposals = append(proposals, e)
+			case KindCommit:
+				for _, p := range proposals {
+					if !slices.ContainsFunc(e.Refs, func(ref []byte) bool { return bytes.Equal(ref, p.ProposalRef) }) {
+						add(Problem{Kind: ProblemProposalDropped, Room: r, Message: short(p.Message),
+							Detail: fmt.Sprintf("the proposal at room seq %d (epoch %d, sender %s) is not in the commit at room seq %d that ended its epoch", p.RoomSeq, p.Epoch, p.Sender, e.RoomSeq)})
+					}
+				}
+				proposals = nil
 				epoch = e.Epoch + 1
 			}
 		}
@@ -405,7 +483,7 @@ func Check(in CheckInput) *CheckReport {
 		}
 		ms := map[string][]membership{}
 		for _, r := range roomIDs {
-			ms[r] = memberships(rooms[r], c)
+			ms[r] = memberships(rooms[r], c, own)
 		}
 		// Welcomes: only those of commits that added the client, at most
 		// once each; everything else grouped by room.
@@ -436,6 +514,10 @@ func Check(in CheckInput) *CheckReport {
 		for _, r := range roomIDs {
 			entries, mem := rooms[r], ms[r]
 			for _, m := range mem {
+				if m.external {
+					rep.Joins++
+					rep.ExternalJoins++
+				}
 				if m.welcome != nil {
 					rep.Joins++
 					rep.DeliveriesChecked++
@@ -448,11 +530,18 @@ func Check(in CheckInput) *CheckReport {
 					rep.Removals++
 				}
 			}
+			left := leftSpans(entries, c)
 			inWindow := func(e *LogEntry) bool {
+				if e.Kind == KindMessage && slices.ContainsFunc(left, func(s [2]uint64) bool { return e.RoomSeq > s[0] && (s[1] == 0 || e.RoomSeq < s[1]) }) {
+					return false
+				}
 				return slices.ContainsFunc(mem, func(m membership) bool { return m.holds(e.RoomSeq) })
 			}
-			// What was received, in the hub's terms.
+			// What was received, in the hub's terms; pos maps the room seq
+			// of each event received within the memberships to its inbox
+			// position.
 			count := map[digest]int{}
+			pos := map[uint64]uint64{}
 			var lastRS uint64
 			var lastPos uint64
 			for _, d := range byRoom[r] {
@@ -483,6 +572,10 @@ func Check(in CheckInput) *CheckReport {
 						Detail: fmt.Sprintf("room seq %d at inbox position %d after room seq %d at position %d", le.RoomSeq, d.Pos, lastRS, lastPos)})
 				}
 				lastRS, lastPos = max(lastRS, le.RoomSeq), d.Pos
+				pos[le.RoomSeq] = d.Pos
+			}
+			if in.Removed != nil {
+				checkRemovals(c, r, mem, pos, in.Removed[c], add)
 			}
 			// Everything of the memberships, except own application
 			// messages, must be there.
@@ -502,6 +595,56 @@ func Check(in CheckInput) *CheckReport {
 	return rep
 }
 
+// leftSpans returns the spans of a room, in room sequence numbers, in
+// which client c has left the participant list but is still a member
+// (Section 3.5): from each proposal that names it in Leaving to the next
+// commit (0 if none came).
+func leftSpans(entries []*LogEntry, c string) [][2]uint64 {
+	var out [][2]uint64
+	open := false
+	for _, e := range entries {
+		switch {
+		case e.Kind == KindProposal && !open && slices.Contains(e.Leaving, c):
+			out = append(out, [2]uint64{e.RoomSeq, 0})
+			open = true
+		case e.Kind == KindCommit && open:
+			out[len(out)-1][1] = e.RoomSeq
+			open = false
+		}
+	}
+	return out
+}
+
+// checkRemovals compares the removals from room r that client c reported
+// with the ends of its memberships mem (rule 5 of Check): each commit that
+// ended one and that c received (pos: room seq to inbox position) must be
+// reported at its inbox position, and nothing else.
+func checkRemovals(c, r string, mem []membership, pos map[uint64]uint64, reported []Removal, add func(Problem)) {
+	ends := map[uint64]uint64{} // inbox position -> room seq
+	for _, m := range mem {
+		if p, ok := pos[m.leave]; m.leave != 0 && ok {
+			ends[p] = m.leave
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, rm := range reported {
+		if rm.Room != r {
+			continue
+		}
+		if _, ok := ends[rm.Pos]; !ok || seen[rm.Pos] {
+			add(Problem{Kind: ProblemRemoval, Client: c, Room: r,
+				Detail: fmt.Sprintf("removal reported at inbox position %d, which is not (or again) a commit that ended a membership %s", rm.Pos, formatMemberships(mem))})
+		}
+		seen[rm.Pos] = true
+	}
+	for _, p := range slices.Sorted(maps.Keys(ends)) {
+		if !seen[p] {
+			add(Problem{Kind: ProblemRemoval, Client: c, Room: r,
+				Detail: fmt.Sprintf("the commit at room seq %d (inbox position %d) ended the membership, but no removal was reported", ends[p], p)})
+		}
+	}
+}
+
 // formatMemberships formats memberships as (join, leave] intervals.
 func formatMemberships(ms []membership) string {
 	if len(ms) == 0 {
@@ -513,7 +656,11 @@ func formatMemberships(ms []membership) string {
 		if m.leave != 0 {
 			leave = fmt.Sprint(m.leave)
 		}
-		parts[i] = fmt.Sprintf("(%d, %s]", m.join, leave)
+		open := "("
+		if m.external {
+			open = "["
+		}
+		parts[i] = fmt.Sprintf("%s%d, %s]", open, m.join, leave)
 	}
 	return strings.Join(parts, " ")
 }

@@ -63,6 +63,9 @@ type Topology struct {
 	Clusters []*Cluster
 	// Followers are the follower providers run as single nodes.
 	Followers []*Node
+	// links[{from, to}] is the path by which provider from reaches
+	// provider to (Link).
+	links map[[2]string]*Proxy
 	// CAPool trusts the dev CA that issued every certificate.
 	CAPool *x509.CertPool
 }
@@ -87,6 +90,12 @@ type TopologyConfig struct {
 	// during snapshotting and restarts install or restore snapshots.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// FanoutSendTimeout bounds one /notify POST of the hub's fanout
+	// (default 4 s, against the daemon's 30 s, so that a frozen follower
+	// or a black-holed partition of a few seconds outlasts it: the hub
+	// times out and sends again, and the follower must not deliver
+	// twice).
+	FanoutSendTimeout time.Duration
 	// LogLevel of the daemons (default "info").
 	LogLevel string
 }
@@ -108,8 +117,9 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // ClusteredFollower the three nodes b1, b2 and b3, b1 bootstrapping; the
 // nodes of a cluster share its hub key, every node the dev CA) and the
 // follower c.example, and waits until every
-// node is ready. Every node reaches a clustered peer provider through its
-// federation proxy. On error everything started is stopped.
+// node is ready. Every node reaches another provider through the link
+// proxy of the pair (Link), and a clustered one through its federation
+// proxy behind that. On error everything started is stopped.
 func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err error) {
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = 500 * time.Millisecond
@@ -122,6 +132,9 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 	}
 	if cfg.SnapshotInterval == 0 {
 		cfg.SnapshotInterval = 5 * time.Second
+	}
+	if cfg.FanoutSendTimeout == 0 {
+		cfg.FanoutSendTimeout = 4 * time.Second
 	}
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "info"
@@ -152,7 +165,7 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		"election_timeout":   time.Duration(cfg.ElectionTimeout).String(),
 		"snapshot_threshold": cfg.SnapshotThreshold,
 		"snapshot_interval":  time.Duration(cfg.SnapshotInterval).String(),
-	}})
+	}, "fanout": map[string]any{"send_timeout": cfg.FanoutSendTimeout.String()}})
 	if err := os.WriteFile(raftCfg, rc, 0o600); err != nil {
 		return nil, err
 	}
@@ -180,6 +193,20 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 	// fed is every provider's federation address: a cluster's proxy or a
 	// single node.
 	fed := map[string]string{}
+	// Every provider has one single-backend link proxy per peer provider
+	// in front of the peer's federation address.
+	t.links = map[[2]string]*Proxy{}
+	link := func(from, to string) (*Proxy, error) {
+		if l := t.links[[2]string{from, to}]; l != nil {
+			return l, nil
+		}
+		l, err := NewProxy("127.0.0.1:0", []Backend{{Addr: fed[to]}})
+		if err != nil {
+			return nil, err
+		}
+		t.links[[2]string{from, to}] = l
+		return l, nil
+	}
 	newCluster := func(domain, prefix string) (*Cluster, error) {
 		c := &Cluster{Domain: domain}
 		t.Clusters = append(t.Clusters, c)
@@ -220,7 +247,7 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		return nil, addrErr
 	}
 
-	args := func(n *Node) []string {
+	args := func(n *Node) ([]string, error) {
 		a := []string{"serve", "-dev", "-dev-ca", caDir, "-domain", n.Domain,
 			"-data", filepath.Join(cfg.Dir, n.ID),
 			"-listen", n.Fed, "-client-listen", n.Client, "-admin-listen", n.Admin,
@@ -228,14 +255,22 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 			"-log-level", cfg.LogLevel, "-shutdown-timeout", "5s"}
 		for _, d := range []string{HubDomain, BDomain, CDomain} {
 			if d != n.Domain {
-				a = append(a, "-peer", d+"="+fed[d])
+				l, err := link(n.Domain, d)
+				if err != nil {
+					return nil, err
+				}
+				a = append(a, "-peer", d+"="+l.Addr())
 			}
 		}
-		return a
+		return a, nil
 	}
 	for _, c := range t.Clusters {
 		for i, n := range c.Nodes {
-			n.Proc.Args = append(args(n), "-config", raftCfg, "-raft-id", n.ID, "-raft-bind", n.Raft, "-hub-key", c.hubKey(cfg.Dir))
+			a, err := args(n)
+			if err != nil {
+				return nil, err
+			}
+			n.Proc.Args = append(a, "-config", raftCfg, "-raft-id", n.ID, "-raft-bind", n.Raft, "-hub-key", c.hubKey(cfg.Dir))
 			if i == 0 {
 				n.Proc.Args = append(n.Proc.Args, "-raft-bootstrap")
 				for _, p := range c.Nodes[1:] {
@@ -245,7 +280,9 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		}
 	}
 	for _, n := range t.Followers {
-		n.Proc.Args = args(n)
+		if n.Proc.Args, err = args(n); err != nil {
+			return nil, err
+		}
 	}
 
 	// Each cluster's bootstrapping node first: it generates the cluster's
@@ -326,6 +363,16 @@ func (t *Topology) All() []*Node {
 	return append(out, t.Followers...)
 }
 
+// Link returns the proxy through which provider from reaches provider to's
+// federation address: every node of from posts its requests to to there
+// (draft-ralston-mimi-protocol-02, Section 5.1), the hub's /notify
+// fanout to a follower and a follower's relayed submissions to the hub
+// among them. Cutting it (Proxy.SetCut) cuts that direction of the path
+// between the two providers, and nothing else.
+func (t *Topology) Link(from, to string) *Proxy {
+	return t.links[[2]string{from, to}]
+}
+
 // Proxies returns every cluster's proxies.
 func (t *Topology) Proxies() []*Proxy {
 	var out []*Proxy
@@ -335,8 +382,8 @@ func (t *Topology) Proxies() []*Proxy {
 	return out
 }
 
-// Close stops every process (SIGTERM, then SIGKILL after 10 s) and the
-// proxies.
+// Close stops every process (SIGTERM, then SIGKILL after 10 s), the
+// proxies and the links.
 func (t *Topology) Close() {
 	for _, n := range t.All() {
 		if n != nil && n.Proc != nil {
@@ -347,6 +394,9 @@ func (t *Topology) Close() {
 		if p != nil {
 			_ = p.Close()
 		}
+	}
+	for _, l := range t.links {
+		_ = l.Close()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,33 +27,97 @@ const (
 	// Section 8.7).
 	ProblemMemberState ProblemKind = "member-state-disagrees"
 	// ProblemMembershipUnresolved: a commit of a membership actor got no
-	// answer through every retry (client.ErrOutcomeUnknown) and syncing did
-	// not show whether the hub accepted it: the SDK keeps the commit
-	// pending and merges it only if its echo arrives, which the hub does
-	// not send to its own committer (Section 5.5), and offers no way to
-	// send the pending commit again or to compare it with the hub's
-	// GroupInfo (Section 5.6). The actor stops.
+	// answer through every retry (client.ErrOutcomeUnknown) and ten
+	// seconds of syncing did not show whether the hub accepted it: the
+	// SDK keeps the commit pending and merges it when its echo arrives
+	// (Section 5.5), which it did not. The actor stops.
 	ProblemMembershipUnresolved ProblemKind = "membership-outcome-unresolved"
 )
 
 const (
-	// maxGuests bounds the clients an actor added that are in its room at
-	// once.
+	// maxGuests bounds the users an actor added that are in its room at
+	// once (leaving ones included).
 	maxGuests = 3
+	// maxDevices bounds the clients of one such user (the first, added
+	// with the user, and those joined by external commit).
+	maxDevices = 2
 	// guestKeyPackages is how many KeyPackages a new client publishes (a
 	// claim whose answer was lost uses one up).
 	guestKeyPackages = 3
 )
 
+// MembershipOp is one kind of change a membership actor makes
+// (Config.MembershipOps).
+type MembershipOp string
+
+// The membership actors' operations (draft-ralston-mimi-protocol-02).
+const (
+	// OpAdd: the room's admin adds a new user with one client at a
+	// random provider (Sections 3.2, 3.3, 5.2 and 5.3).
+	OpAdd MembershipOp = "add"
+	// OpRemove: the admin removes a user it added, every client of it
+	// (Section 3.5, "a user removing another user").
+	OpRemove MembershipOp = "remove"
+	// OpLeave: a client of a user the admin added leaves (client.Leave:
+	// Remove proposals for each of its user's clients and an AppSync
+	// removing the user, cached by the hub, Section 3.5); another
+	// member's next commit completes it: the admin's (Commit, or its next
+	// change) or a Send of another added user, which commits pending
+	// proposals first.
+	OpLeave MembershipOp = "leave"
+	// OpJoin: a new client of a user the admin added joins by external
+	// commit (client.JoinNewDevice: GroupInfo, then the commit through
+	// update, Sections 3.6 and 5.6).
+	OpJoin MembershipOp = "join"
+	// OpRace: the room's two other admins (added by its admin on the
+	// first race) commit a change each at the same moment: both commits
+	// are made in the same epoch and sent together, the hub takes one and
+	// answers the other wrongEpoch, and its sender syncs and commits
+	// again (Section 5.3).
+	OpRace MembershipOp = "race"
+)
+
+// MembershipOps lists every operation of the membership actors.
+func MembershipOps() []MembershipOp {
+	return []MembershipOp{OpAdd, OpRemove, OpLeave, OpJoin, OpRace}
+}
+
+// ParseMembershipOps parses a comma-separated list of operations ("all"
+// for every one).
+func ParseMembershipOps(s string) ([]MembershipOp, error) {
+	if s == "all" {
+		return MembershipOps(), nil
+	}
+	var out []MembershipOp
+	for f := range strings.SplitSeq(s, ",") {
+		op := MembershipOp(strings.TrimSpace(f))
+		if !slices.Contains(MembershipOps(), op) {
+			return nil, fmt.Errorf("chaos: unknown membership operation %q (want %v or all)", op, MembershipOps())
+		}
+		if !slices.Contains(out, op) {
+			out = append(out, op)
+		}
+	}
+	return out, nil
+}
+
 // membershipStats counts the membership actors' work.
 type membershipStats struct {
 	mu sync.Mutex
-	// adds and removes count the changes made, calls the AddUser and
-	// RemoveUser calls, gaveUp the changes abandoned after GiveUp.
-	adds, removes, calls, gaveUp int
+	// adds and removes count the changes made by an admin, leaves the
+	// leaves completed, joins the clients joined by external commit,
+	// races the racing commits of two admins run; calls counts the calls
+	// of the SDK operations (AddUser, RemoveUser, Commit, Leave,
+	// JoinNewDevice), gaveUp the changes abandoned after GiveUp.
+	adds, removes, leaves, joins, races, calls, gaveUp int
+	// wrongEpochs counts the wrongEpoch answers to the update requests
+	// of the actors' clients (Section 5.3).
+	wrongEpochs int
 	// failures counts the failed calls by cause.
 	failures map[string]int
 	problems []Problem
+	// proposals records the proposals the actors' clients submitted.
+	proposals []*Submit
 }
 
 func (s *membershipStats) fail(cause string) {
@@ -64,13 +129,20 @@ func (s *membershipStats) fail(cause string) {
 	s.failures[cause]++
 }
 
+// count adds 1 to the counter n points to.
+func (s *membershipStats) count(n *int) {
+	s.mu.Lock()
+	*n++
+	s.mu.Unlock()
+}
+
 func (s *membershipStats) changes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.adds + s.removes
+	return s.adds + s.removes + s.leaves + s.joins
 }
 
-// failureCause classifies an error of AddUser, RemoveUser or Enroll.
+// failureCause classifies an error of a membership operation or Enroll.
 func failureCause(err error) string {
 	switch {
 	case errors.Is(err, client.ErrOutcomeUnknown):
@@ -83,88 +155,190 @@ func failureCause(err error) string {
 		return "invalid-proposal"
 	case errors.Is(err, client.ErrNoKeyMaterial):
 		return "no-key-material"
+	case errors.Is(err, client.ErrNoGroupInfo):
+		return "no-group-info"
 	}
 	return "unavailable"
 }
 
-// actor changes the membership of one room while the hub nodes are
-// killed (draft-ralston-mimi-protocol-02, Sections 3.2, 3.3 and 3.5):
-// through its admin client it adds the client of a new user at a random
-// provider (AddUser: KeyPackage claim, Section 5.2, and one commit with a
-// Welcome, Section 5.3), or removes a user it added (RemoveUser), and
-// tries each change again after a failure until it is made or GiveUp has
-// passed. The checker then judges every client against the hub log.
+// guestUser is a user an actor added (mimi://<domain>/u/<name>), with its
+// clients.
+type guestUser struct {
+	user, name string
+	devices    []*simClient
+}
+
+// guestOf returns the user of sc, a new user's first client.
+func guestOf(sc *simClient) *guestUser {
+	return &guestUser{user: sc.user, name: strings.TrimPrefix(sc.user, "mimi://"+sc.domain+"/u/"), devices: []*simClient{sc}}
+}
+
+// actor changes the membership of one room while the nodes are killed
+// (draft-ralston-mimi-protocol-02, Sections 3.2 to 3.6, 5.3 and 5.6): it
+// draws its operations (MembershipOp) in rounds, each enabled operation
+// once per round in random order (skipping those the room's state does
+// not allow yet), and tries each change again after a failure until it is
+// made or GiveUp has passed. The checker then judges every client against
+// the hub log.
 type actor struct {
 	room  string
 	num   int // the room's number, for the new users' names
 	admin *simClient
 	fleet *fleet
 	rng   *rand.Rand
+	rngMu sync.Mutex // the racing admins back off concurrently
+	// ops are the enabled operations, round those left in this round.
+	ops, round []MembershipOp
 	// every is the mean pause between two changes, giveUp bounds one.
 	every, giveUp time.Duration
 	st            *membershipStats
 	logf          func(string, ...any)
-	// guests are the clients the actor created, present those of them in
-	// the room.
-	guests, present []*simClient
+	// guests are the clients the actor created (every device, and the
+	// racing admins); present the users it added that are in the room,
+	// leaving those whose leave proposals await a commit; users counts
+	// the users created.
+	guests           []*simClient
+	present, leaving []*guestUser
+	users            int
+	// racers are the room's other two admins (set on the first race),
+	// gates the providers that hold their commits.
+	racers []*simClient
+	gates  []*actorProvider
 }
 
 // run makes changes until stop is closed, ctx ends, or the outcome of a
-// commit stays unknown.
+// commit stays unknown; when stopped, it first completes the leaves still
+// pending.
 func (a *actor) run(ctx context.Context, stop <-chan struct{}) {
 	for {
 		pause := a.every/2 + time.Duration(a.rng.Int64N(int64(a.every)))
 		select {
 		case <-stop:
+			a.completeLeaves(ctx)
 			return
 		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
 		var resolved bool
-		if n := len(a.present); n > 0 && (n >= maxGuests || a.rng.IntN(2) == 0) {
-			resolved = a.remove(ctx)
-		} else {
+		switch a.next() {
+		case OpAdd:
 			resolved = a.add(ctx)
+		case OpRemove:
+			resolved = a.remove(ctx)
+		case OpLeave:
+			resolved = a.leave(ctx)
+		case OpJoin:
+			resolved = a.join(ctx)
+		case OpRace:
+			resolved = a.race(ctx)
+		default:
+			resolved = a.completeLeaves(ctx)
 		}
 		if !resolved {
 			return
 		}
+		a.settle(ctx)
 	}
 }
 
-// add creates, registers and enrolls a new user's client at a random
-// provider and adds the user to the room. It returns false when the
-// outcome of the commit stayed unknown.
-func (a *actor) add(ctx context.Context) bool {
+// next draws the next operation: the first of the round that the room
+// allows now (a new round starts when none does), else an add or remove,
+// else "" (complete the pending leaves).
+func (a *actor) next() MembershipOp {
+	for range 2 {
+		if len(a.round) == 0 {
+			a.round = slices.Clone(a.ops)
+			a.rng.Shuffle(len(a.round), func(i, j int) { a.round[i], a.round[j] = a.round[j], a.round[i] })
+		}
+		for i, op := range a.round {
+			if a.allows(op) {
+				a.round = slices.Delete(a.round, i, i+1)
+				return op
+			}
+		}
+		a.round = nil
+	}
+	for _, op := range []MembershipOp{OpAdd, OpRemove} {
+		if a.allows(op) {
+			return op
+		}
+	}
+	return ""
+}
+
+// allows reports whether the room's state allows op now: room for a new
+// user, a user to remove or to leave, a user with room for a device (and
+// no leave pending: an external commit cannot include the cached
+// proposals, RFC 9420, Section 12.4.3.2), or room for two changes.
+func (a *actor) allows(op MembershipOp) bool {
+	free := maxGuests - len(a.present) - len(a.leaving)
+	switch op {
+	case OpAdd:
+		return free > 0
+	case OpRemove, OpLeave:
+		return len(a.present) > 0
+	case OpJoin:
+		return len(a.leaving) == 0 && slices.ContainsFunc(a.present, func(u *guestUser) bool { return len(u.devices) < maxDevices })
+	case OpRace:
+		return min(free, 2)+len(a.present) >= 2
+	}
+	return false
+}
+
+// newGuest creates a new user's client at a random provider, registers
+// it and publishes its KeyPackages. It returns nil when that failed
+// until GiveUp.
+func (a *actor) newGuest(ctx context.Context) *simClient {
 	dom := []string{HubDomain, BDomain, CDomain}[a.rng.IntN(3)]
-	sc, err := a.fleet.client(dom, fmt.Sprintf("r%dg%d", a.num, len(a.guests)+1), false)
+	a.users++
+	sc, _, err := a.newClient(dom, fmt.Sprintf("r%dg%d", a.num, a.users), 1)
 	if err != nil {
 		a.st.fail("setup")
 		a.logf("chaos: membership of %s: new client: %v", a.room, err)
-		return true
+		return nil
 	}
 	a.guests = append(a.guests, sc)
 	deadline := time.Now().Add(a.giveUp)
 	for {
 		err := sc.c.Enroll(ctx, guestKeyPackages)
 		if err == nil {
-			break
+			return sc
 		}
 		a.st.fail("enroll")
 		if !a.backoff(ctx, deadline) {
 			a.logf("chaos: membership of %s: gave up enrolling %s: %v", a.room, sc.id, err)
-			return true
+			return nil
 		}
 	}
-	ok, resolved := a.change(ctx, deadline, "add "+sc.user, func() error {
-		err := a.admin.c.AddUser(ctx, a.room, sc.user, "member")
+}
+
+// add creates a new user's client and has the admin add the user. It
+// returns false when the outcome of the commit stayed unknown.
+func (a *actor) add(ctx context.Context) bool {
+	sc := a.newGuest(ctx)
+	if sc == nil {
+		return true
+	}
+	ok, resolved := a.addUser(ctx, a.admin, sc, "member")
+	if ok {
+		a.present = append(a.present, guestOf(sc))
+	}
+	return resolved
+}
+
+// addUser has by add sc's user to the room with role (see change).
+func (a *actor) addUser(ctx context.Context, by, sc *simClient, role string) (ok, resolved bool) {
+	ok, resolved = a.change(ctx, by, time.Now().Add(a.giveUp), "add "+sc.user, func() error {
+		err := by.c.AddUser(ctx, a.room, sc.user, role)
 		switch {
 		case errors.Is(err, client.ErrAlreadyParticipant):
 			return nil // an earlier attempt's commit was applied since
 		case errors.Is(err, client.ErrNoKeyMaterial):
 			// Claims whose answers were lost used the KeyPackages up.
-			_, _ = sc.c.PublishKeyPackages(ctx, guestKeyPackages)
+			if _, err := sc.c.PublishKeyPackages(ctx, guestKeyPackages); err != nil {
+				a.logf("chaos: membership of %s: publishing KeyPackages of %s: %v", a.room, sc.id, err)
+			}
 		}
 		return err
 	}, func(ri *client.RoomInfo) bool {
@@ -172,53 +346,53 @@ func (a *actor) add(ctx context.Context) bool {
 		return in
 	})
 	if ok {
-		a.present = append(a.present, sc)
-		a.st.mu.Lock()
-		a.st.adds++
-		a.st.mu.Unlock()
+		a.st.count(&a.st.adds)
+	}
+	return ok, resolved
+}
+
+// remove has the admin remove a random user it added. It returns false
+// when the outcome of the commit stayed unknown.
+func (a *actor) remove(ctx context.Context) bool {
+	i := a.rng.IntN(len(a.present))
+	ok, resolved := a.removeUser(ctx, a.admin, a.present[i])
+	if ok {
+		a.present = slices.Delete(a.present, i, i+1)
 	}
 	return resolved
 }
 
-// remove removes a random user the actor added. It returns false when the
-// outcome of the commit stayed unknown.
-func (a *actor) remove(ctx context.Context) bool {
-	i := a.rng.IntN(len(a.present))
-	sc := a.present[i]
-	ok, resolved := a.change(ctx, time.Now().Add(a.giveUp), "remove "+sc.user, func() error {
-		err := a.admin.c.RemoveUser(ctx, a.room, sc.user)
+// removeUser has by remove u from the room (see change).
+func (a *actor) removeUser(ctx context.Context, by *simClient, u *guestUser) (ok, resolved bool) {
+	ok, resolved = a.change(ctx, by, time.Now().Add(a.giveUp), "remove "+u.user, func() error {
+		err := by.c.RemoveUser(ctx, a.room, u.user)
 		if errors.Is(err, client.ErrNotParticipant) {
 			return nil // an earlier attempt's commit was applied since
 		}
 		return err
 	}, func(ri *client.RoomInfo) bool {
-		_, in := ri.Role(sc.user)
+		_, in := ri.Role(u.user)
 		return !in
 	})
 	if ok {
-		a.present = slices.Delete(a.present, i, i+1)
-		a.st.mu.Lock()
-		a.st.removes++
-		a.st.mu.Unlock()
+		a.st.count(&a.st.removes)
 	}
-	return resolved
+	return ok, resolved
 }
 
-// change calls op (one AddUser or RemoveUser) until it succeeds or
-// deadline passes. A refusal or failure leaves no commit pending in the
-// SDK, so the next call starts afresh. When op's commit got no answer
-// (client.ErrOutcomeUnknown), the admin syncs until done reports the
-// change in its group (its provider delivered the commit's echo, which
-// the SDK recognizes as its pending commit); otherwise the outcome stays
-// unknown (ProblemMembershipUnresolved). ok reports that the change was
-// made, resolved that the admin's group is not left with a commit of
-// unknown outcome.
-func (a *actor) change(ctx context.Context, deadline time.Time, what string, op func() error, done func(*client.RoomInfo) bool) (ok, resolved bool) {
-	a.fleet.rec.setLabel(a.admin.id, what)
+// change has sc call op (one commit of the SDK: AddUser, RemoveUser,
+// Commit) until it succeeds or deadline passes. A refusal or failure
+// leaves no commit pending in the SDK, so the next call starts afresh.
+// When op's commit got no answer (client.ErrOutcomeUnknown), sc syncs
+// until done reports the change in its group (its provider delivered the
+// commit's echo, which the SDK recognizes as its pending commit);
+// otherwise the outcome stays unknown (ProblemMembershipUnresolved). ok
+// reports that the change was made, resolved that sc's group is not left
+// with a commit of unknown outcome.
+func (a *actor) change(ctx context.Context, sc *simClient, deadline time.Time, what string, op func() error, done func(*client.RoomInfo) bool) (ok, resolved bool) {
+	a.fleet.rec.setLabel(sc.id, what)
 	for {
-		a.st.mu.Lock()
-		a.st.calls++
-		a.st.mu.Unlock()
+		a.st.count(&a.st.calls)
 		err := op()
 		if err == nil {
 			return true, true
@@ -226,35 +400,33 @@ func (a *actor) change(ctx context.Context, deadline time.Time, what string, op 
 		cause := failureCause(err)
 		a.st.fail(cause)
 		if cause != "unavailable" {
-			a.logf("chaos: membership of %s: %s: %v", a.room, what, err)
+			a.logf("chaos: membership of %s: %s by %s: %v", a.room, what, sc.id, err)
 		}
 		if errors.Is(err, client.ErrOutcomeUnknown) {
-			if a.awaitEcho(ctx, done) {
+			if a.awaitEcho(ctx, sc, done) {
 				return true, true
 			}
 			a.st.mu.Lock()
-			a.st.problems = append(a.st.problems, Problem{Kind: ProblemMembershipUnresolved, Client: a.admin.id, Room: a.room,
+			a.st.problems = append(a.st.problems, Problem{Kind: ProblemMembershipUnresolved, Client: sc.id, Room: a.room,
 				Detail: fmt.Sprintf("%s: %v", what, err)})
 			a.st.mu.Unlock()
 			return false, false
 		}
 		if !a.backoff(ctx, deadline) {
-			a.st.mu.Lock()
-			a.st.gaveUp++
-			a.st.mu.Unlock()
+			a.st.count(&a.st.gaveUp)
 			a.logf("chaos: membership of %s: gave up %s: %v", a.room, what, err)
 			return false, true
 		}
 	}
 }
 
-// awaitEcho syncs the admin for up to ten seconds, until done reports the
-// change in its group.
-func (a *actor) awaitEcho(ctx context.Context, done func(*client.RoomInfo) bool) bool {
+// awaitEcho syncs sc for up to ten seconds, until done reports the change
+// in its group.
+func (a *actor) awaitEcho(ctx context.Context, sc *simClient, done func(*client.RoomInfo) bool) bool {
 	until := time.Now().Add(10 * time.Second)
 	for time.Now().Before(until) && ctx.Err() == nil {
-		if err := a.admin.sync(ctx); err == nil {
-			if ri, err := a.admin.c.Room(a.room); err == nil && done(ri) {
+		if err := sc.sync(ctx); err == nil {
+			if ri, err := sc.c.Room(a.room); err == nil && done(ri) {
 				return true
 			}
 		}
@@ -269,10 +441,13 @@ func (a *actor) awaitEcho(ctx context.Context, done func(*client.RoomInfo) bool)
 // backoff waits 200 ms to 1 s before the next attempt; it returns false
 // when ctx ended or deadline passed.
 func (a *actor) backoff(ctx context.Context, deadline time.Time) bool {
+	a.rngMu.Lock()
+	d := 200*time.Millisecond + time.Duration(a.rng.Int64N(int64(800*time.Millisecond)))
+	a.rngMu.Unlock()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-time.After(200*time.Millisecond + time.Duration(a.rng.Int64N(int64(800*time.Millisecond)))):
+	case <-time.After(d):
 	}
 	return time.Now().Before(deadline)
 }
@@ -374,5 +549,19 @@ func clientParticipants(ri *client.RoomInfo) []string {
 		out = append(out, p.User+"="+p.Role)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// removals returns the removals from rooms the clients' Syncs reported
+// (client.EventRemoved), for Check.
+func removals(clients []*simClient) map[string][]Removal {
+	out := map[string][]Removal{}
+	for _, sc := range clients {
+		for _, ev := range sc.events {
+			if ev.Type == client.EventRemoved {
+				out[sc.id] = append(out[sc.id], Removal{Room: ev.Room, Pos: ev.Seq})
+			}
+		}
+	}
 	return out
 }

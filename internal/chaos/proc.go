@@ -55,6 +55,8 @@ type Proc struct {
 	done    chan struct{}
 	waitErr error
 	starts  int
+	// frozen: stopped by Freeze and not resumed yet.
+	frozen bool
 }
 
 // Start starts the process; it must not be running.
@@ -78,14 +80,14 @@ func (p *Proc) Start() error {
 		return fmt.Errorf("chaos: start %s: %w", p.Name, err)
 	}
 	done := make(chan struct{})
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.frozen = cmd, done, false
 	go func() {
 		err := cmd.Wait()
 		f.Close()
 		p.mu.Lock()
 		p.waitErr = err
 		if p.cmd == cmd {
-			p.cmd = nil
+			p.cmd, p.frozen = nil, false
 		}
 		p.mu.Unlock()
 		close(done)
@@ -105,6 +107,43 @@ func (p *Proc) Kill() error {
 	return p.signal(syscall.SIGKILL, 0)
 }
 
+// Freeze stops the running process with SIGSTOP: it keeps its sockets
+// open, so its peers' connections stay established, but it answers
+// nothing (no Raft heartbeat, no HTTP response) until Thaw.
+func (p *Proc) Freeze() error {
+	return p.setFrozen(true)
+}
+
+// Thaw resumes a frozen process with SIGCONT; it does nothing if the
+// process is not frozen.
+func (p *Proc) Thaw() error {
+	return p.setFrozen(false)
+}
+
+func (p *Proc) setFrozen(frozen bool) error {
+	stop, cont := freezeSignals()
+	if stop == nil {
+		return errors.New("chaos: freezing a process is not supported on this system")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.cmd == nil && frozen:
+		return fmt.Errorf("chaos: %s is not running", p.Name)
+	case p.cmd == nil || p.frozen == frozen:
+		return nil
+	}
+	sig := cont
+	if frozen {
+		sig = stop
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("chaos: signal %s: %w", p.Name, err)
+	}
+	p.frozen = frozen
+	return nil
+}
+
 // Stop sends SIGTERM (a graceful shutdown) and waits up to grace before
 // killing.
 func (p *Proc) Stop(grace time.Duration) error {
@@ -120,6 +159,10 @@ func (p *Proc) signal(sig syscall.Signal, grace time.Duration) error {
 	}
 	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("chaos: signal %s: %w", p.Name, err)
+	}
+	// A frozen process acts on SIGTERM only once resumed.
+	if err := p.Thaw(); err != nil {
+		return err
 	}
 	if grace > 0 {
 		select {

@@ -3,7 +3,7 @@ package chaos
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -27,6 +27,11 @@ type Backend struct {
 // /readyz check first, and splices the two connections until either side
 // closes. A backend that dies takes its spliced connections with it; the
 // peer reconnects and is sent to a live node.
+//
+// SetCut partitions the proxy's path: Refused resets every connection
+// through it and every new one, BlackHoled holds every byte (and every
+// close) in both directions, and every new connection before its backend
+// is dialled, until the cut heals.
 type Proxy struct {
 	ln       net.Listener
 	backends []Backend
@@ -37,13 +42,54 @@ type Proxy struct {
 	// Connections counts accepted connections, Failovers the connections
 	// for which a first choice of backend refused.
 	Connections, Failovers atomic.Int64
+	// Resets counts the accepted connections a Refused cut reset, Stalls
+	// the transfers (a connection's direction, or a new connection's
+	// dial) a BlackHoled cut held.
+	Resets, Stalls atomic.Int64
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	mu sync.Mutex
+	// conns are the open connections, each marked true when accepted
+	// (the peer's side) and false when dialled (the backend's side).
+	conns  map[net.Conn]bool
 	closed bool
+	cut    Cut
+	// healed is closed when a BlackHoled cut ends.
+	healed chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// Cut is the state of a Proxy's path: connected or partitioned, in one of
+// the two ways a network fails.
+type Cut int
+
+const (
+	// Connected: traffic flows.
+	Connected Cut = iota
+	// Refused: connections are reset, as by a firewall that rejects with
+	// a TCP reset; peers see their calls fail at once.
+	Refused
+	// BlackHoled: packets are dropped; connections hang, and what was
+	// sent arrives only after the cut heals (as TCP retransmits), unless
+	// a peer gave up first. Only the peers' timeouts end a call.
+	BlackHoled
+)
+
+// String names the cut.
+func (c Cut) String() string {
+	switch c {
+	case Connected:
+		return "connected"
+	case Refused:
+		return "refused"
+	case BlackHoled:
+		return "black-holed"
+	}
+	return fmt.Sprintf("Cut(%d)", int(c))
+}
+
+// MarshalText names the cut in JSON (tools/chaos -json).
+func (c Cut) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // NewProxy listens on addr ("127.0.0.1:0" for any port) and starts
 // proxying to backends, checking their health every 200 ms.
@@ -53,7 +99,7 @@ func NewProxy(addr string, backends []Backend) (*Proxy, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{ln: ln, backends: backends, healthy: make([]atomic.Bool, len(backends)), conns: map[net.Conn]struct{}{}, cancel: cancel}
+	p := &Proxy{ln: ln, backends: backends, healthy: make([]atomic.Bool, len(backends)), conns: map[net.Conn]bool{}, cancel: cancel}
 	for i := range p.healthy {
 		p.healthy[i].Store(true)
 	}
@@ -71,11 +117,71 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // preference), as a balancer with session affinity would.
 func (p *Proxy) Prefer(i int) { p.prefer.Store(int32(i)) }
 
+// SetCut changes the state of the proxy's path. Cutting with Refused
+// resets every open connection; healing a BlackHoled cut (with
+// Connected or Refused) releases what it held.
+func (p *Proxy) SetCut(c Cut) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c == p.cut || p.closed {
+		return
+	}
+	if p.cut == BlackHoled {
+		close(p.healed)
+	}
+	p.cut = c
+	switch c {
+	case BlackHoled:
+		p.healed = make(chan struct{})
+	case Refused:
+		for conn, accepted := range p.conns {
+			if accepted {
+				p.Resets.Add(1)
+			}
+			reset(conn)
+		}
+	}
+}
+
+// reset closes a connection with a TCP reset rather than a FIN.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// pass waits while the path is BlackHoled and reports whether traffic may
+// flow (false: Refused, or the proxy is closed). A wait counts as a stall.
+func (p *Proxy) pass() bool {
+	stalled := false
+	for {
+		p.mu.Lock()
+		cut, healed, closed := p.cut, p.healed, p.closed
+		p.mu.Unlock()
+		switch {
+		case closed || cut == Refused:
+			return false
+		case cut == Connected:
+			return true
+		}
+		if !stalled {
+			p.Stalls.Add(1)
+			stalled = true
+		}
+		<-healed
+	}
+}
+
 // Close stops accepting, closes every proxied connection and waits for the
 // proxy's goroutines.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
+	if p.cut == BlackHoled {
+		close(p.healed)
+		p.cut = Connected
+	}
 	for c := range p.conns {
 		_ = c.Close()
 	}
@@ -103,18 +209,30 @@ func (p *Proxy) check(ctx context.Context) {
 	}
 }
 
-func (p *Proxy) track(c net.Conn, add bool) bool {
+// track registers an open connection (accepted: the peer's side). It
+// reports false, and the connection must not be used, when the proxy is
+// closed or its path Refused (the connection is reset then).
+func (p *Proxy) track(c net.Conn, accepted bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if add {
-		if p.closed {
-			return false
+	switch {
+	case p.closed:
+		return false
+	case p.cut == Refused:
+		if accepted {
+			p.Resets.Add(1)
 		}
-		p.conns[c] = struct{}{}
-	} else {
-		delete(p.conns, c)
+		reset(c)
+		return false
 	}
+	p.conns[c] = accepted
 	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
 }
 
 func (p *Proxy) accept() {
@@ -170,21 +288,42 @@ func (p *Proxy) serve(in net.Conn) {
 		in.Close()
 		return
 	}
-	defer p.track(in, false)
+	defer p.untrack(in)
 	defer in.Close()
+	// A new connection waits out a black hole before reaching a backend
+	// (a refusing cut meanwhile resets it).
+	if !p.pass() {
+		return
+	}
 	out, err := p.dial()
 	if err != nil {
 		return
 	}
-	if !p.track(out, true) {
+	if !p.track(out, false) {
 		out.Close()
 		return
 	}
-	defer p.track(out, false)
+	defer p.untrack(out)
 	defer out.Close()
 	done := make(chan struct{}, 2)
 	splice := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if !p.pass() {
+					break
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				// A black hole holds the close too.
+				p.pass()
+				break
+			}
+		}
 		// Either direction ending ends the connection: a killed backend
 		// must not leave the peer waiting on a half-open stream.
 		_ = dst.Close()

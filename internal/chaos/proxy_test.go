@@ -2,10 +2,14 @@ package chaos
 
 import (
 	"bufio"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -119,5 +123,169 @@ func TestProxy(t *testing.T) {
 	}
 	if p.Connections.Load() < 11 {
 		t.Fatalf("connections counted: %d", p.Connections.Load())
+	}
+}
+
+// expectSilence fails unless nothing arrives on c for d.
+func expectSilence(t *testing.T, r *bufio.Reader, c net.Conn, d time.Duration, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	if got, err := r.ReadString('\n'); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: got %q %v, want nothing (a timeout)", what, got, err)
+	}
+}
+
+// expectLine reads the next line from c.
+func expectLine(t *testing.T, r *bufio.Reader, c net.Conn, want, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := r.ReadString('\n')
+	if err != nil || strings.TrimSpace(got) != want {
+		t.Fatalf("%s: got %q %v, want %q", what, got, err, want)
+	}
+}
+
+// TestProxyRefused: a Refused cut resets the open connections and every
+// new one; healed, the proxy forwards again.
+func TestProxyRefused(t *testing.T) {
+	b := echoBackend(t, "b")
+	defer b.Close()
+	p, err := NewProxy("127.0.0.1:0", []Backend{{Addr: b.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	held, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	r := bufio.NewReader(held)
+	fmt.Fprintln(held, "before")
+	expectLine(t, r, held, "b before", "before the cut")
+
+	p.SetCut(Refused)
+	_ = held.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadString('\n'); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("open connection after the cut: %v, want a reset", err)
+	}
+	for range 2 {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			continue // refused outright is fine too
+		}
+		fmt.Fprintln(c, "during")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("new connection during the cut: %q %v, want it reset", got, err)
+		}
+	}
+	if got := p.Resets.Load(); got != 3 {
+		t.Fatalf("Resets = %d, want 3 (the open connection and two new ones)", got)
+	}
+
+	p.SetCut(Connected)
+	if got := roundTrip(t, p.Addr(), "after"); got != "b after" {
+		t.Fatalf("after healing: %q", got)
+	}
+	if b, err := json.Marshal([]Cut{Refused, BlackHoled}); err != nil || string(b) != `["refused","black-holed"]` {
+		t.Fatalf("cuts in JSON: %s %v", b, err)
+	}
+}
+
+// TestProxyBlackHoled: a BlackHoled cut holds what the open connections
+// send, and new connections, without closing anything; healed, what was
+// held arrives. A close is held too: the backend sees its peer go only
+// after the cut heals.
+func TestProxyBlackHoled(t *testing.T) {
+	b := echoBackend(t, "b")
+	defer b.Close()
+	// closes reports when a connection to watcher ends.
+	watcher, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	closes := make(chan struct{}, 1)
+	go func() {
+		c, err := watcher.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, c)
+		c.Close()
+		closes <- struct{}{}
+	}()
+	p, err := NewProxy("127.0.0.1:0", []Backend{{Addr: b.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	pw, err := NewProxy("127.0.0.1:0", []Backend{{Addr: watcher.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+
+	held, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	r := bufio.NewReader(held)
+	fmt.Fprintln(held, "before")
+	expectLine(t, r, held, "b before", "before the cut")
+	leaving, err := net.Dial("tcp", pw.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(leaving, "hello")
+
+	p.SetCut(BlackHoled)
+	pw.SetCut(BlackHoled)
+	fmt.Fprintln(held, "during")
+	expectSilence(t, r, held, 300*time.Millisecond, "open connection during the cut")
+	late, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	lr := bufio.NewReader(late)
+	fmt.Fprintln(late, "new")
+	expectSilence(t, lr, late, 300*time.Millisecond, "new connection during the cut")
+	leaving.Close()
+	select {
+	case <-closes:
+		t.Fatal("a close crossed the black hole")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if got := p.Stalls.Load(); got != 2 {
+		t.Fatalf("Stalls = %d, want 2 (a transfer and a new connection)", got)
+	}
+
+	p.SetCut(Connected)
+	pw.SetCut(Connected)
+	expectLine(t, r, held, "b during", "open connection after healing")
+	expectLine(t, lr, late, "b new", "new connection after healing")
+	select {
+	case <-closes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held close never arrived")
+	}
+	if p.Resets.Load() != 0 {
+		t.Fatalf("a black hole reset %d connections", p.Resets.Load())
+	}
+
+	// Closing a black-holed proxy releases what it holds.
+	p.SetCut(BlackHoled)
+	fmt.Fprintln(held, "stuck")
+	done := make(chan error, 1)
+	go func() { done <- p.Close() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung on a black hole")
 	}
 }

@@ -65,6 +65,21 @@ type Config struct {
 	// quorum until they are back (default 0: never). Writes then fail
 	// (503 after apply_timeout) and are retried by the senders.
 	QuorumLossShare float64
+	// FreezeShare is the probability that a turn of the chaos loop
+	// freezes a node instead of killing one: SIGSTOP, then SIGCONT after
+	// FreezeMin..FreezeMax (default 1–8 s). The node is drawn as a kill's
+	// victim (FollowerShare, LeaderShare); it keeps its connections open
+	// but answers nothing, so a frozen leader must be replaced and step
+	// down when it resumes. Default 0: never.
+	FreezeShare          float64
+	FreezeMin, FreezeMax time.Duration
+	// PartitionShare is the probability that a turn of the chaos loop
+	// cuts the network between a.example and b.example or c.example (both
+	// directions, Topology.Link) for PartitionMin..PartitionMax (default
+	// 2–8 s) instead of killing a node, refused or black-holed with equal
+	// odds (Cut). Default 0: never.
+	PartitionShare             float64
+	PartitionMin, PartitionMax time.Duration
 	// Rooms is the number of rooms hosted by a.example (default 2);
 	// Senders and Receivers the number of sending and receive-only clients
 	// at each of the three providers (defaults 1 and 1).
@@ -76,13 +91,18 @@ type Config struct {
 	// one message (defaults 10 s and 60 s).
 	AttemptTimeout, GiveUp time.Duration
 	// MembershipEvery, when positive, gives every room a membership actor
-	// (draft-ralston-mimi-protocol-02, Sections 3.2, 3.3, 3.5 and 5.3): an
-	// admin client of its own (room i's at a.example, b.example and
-	// c.example in turn) that, every MembershipEvery on average, adds the
-	// client of a new user at a random provider, or removes a user it
-	// added, while the load and the kills go on. 0: no membership changes
-	// after the setup.
+	// (draft-ralston-mimi-protocol-02, Sections 3.2 to 3.6, 5.3 and 5.6):
+	// an admin client of its own (room i's at a.example, b.example and
+	// c.example in turn) that, every MembershipEvery on average, makes one
+	// of MembershipOps: adds the client of a new user at a random
+	// provider, removes a user it added, has such a user leave or a new
+	// client of it join by external commit, or has two other admins
+	// commit at the same moment, while the load and the kills go on. 0: no
+	// membership changes after the setup.
 	MembershipEvery time.Duration
+	// MembershipOps are the operations the membership actors draw from
+	// (default: all, MembershipOps()).
+	MembershipOps []MembershipOp
 	// UnpinnedSetup sends the setup calls of a clustered provider's
 	// clients through its client API proxy to any node instead of the
 	// leader. It reproduces the read-your-writes gap of a forwarded write
@@ -113,6 +133,10 @@ func (c *Config) defaults() {
 	def(&c.UpMax, 4*time.Second)
 	def(&c.DownMin, 200*time.Millisecond)
 	def(&c.DownMax, 2*time.Second)
+	def(&c.FreezeMin, time.Second)
+	def(&c.FreezeMax, 8*time.Second)
+	def(&c.PartitionMin, 2*time.Second)
+	def(&c.PartitionMax, 8*time.Second)
 	if c.LeaderShare == 0 {
 		c.LeaderShare = 0.4
 	}
@@ -162,6 +186,14 @@ type Result struct {
 	// leader, FollowerKills those of a follower provider's node,
 	// QuorumLosses the kills that took a second hub node down too.
 	LeaderKills, FollowerKills, QuorumLosses int
+	// Freezes and Partitions are the freezes and partitions made;
+	// LeaderFreezes counts the freezes of a cluster's leader,
+	// FollowerFreezes those of a follower provider's node, BlackHoles the
+	// partitions that were black-holed (the others refused).
+	Freezes                        []Freeze
+	Partitions                     []Partition
+	LeaderFreezes, FollowerFreezes int
+	BlackHoles                     int
 	// ByDomain counts the kills per provider.
 	ByDomain map[string]DomainKills
 	// LeaderChanges counts the changes of a cluster leader's identity seen
@@ -181,11 +213,15 @@ type Result struct {
 	// the plaintext their sender encrypted.
 	Decrypted int
 	// Adds and Removes count the membership actors' changes made,
-	// MembershipCalls their AddUser and RemoveUser calls,
-	// MembershipFailures the failed calls and enrollments by cause, and
-	// MembershipGaveUp the changes abandoned after GiveUp.
+	// MembershipCalls their SDK calls (AddUser, RemoveUser, Commit, Leave,
+	// JoinNewDevice), MembershipFailures the failed calls and enrollments
+	// by cause, and MembershipGaveUp the changes abandoned after GiveUp.
 	Adds, Removes, MembershipCalls, MembershipGaveUp int
 	MembershipFailures                               map[string]int
+	// Leaves counts the leaves completed, DeviceJoins the clients joined
+	// by external commit, Races the racing commits of two admins, and
+	// WrongEpochs the wrongEpoch answers to the actors' clients' updates.
+	Leaves, DeviceJoins, Races, WrongEpochs int
 	// StatesChecked counts the (member, room) states compared with the
 	// hub's room state at the end.
 	StatesChecked int
@@ -246,7 +282,11 @@ func (r *Result) Summary() string {
 		r.HubEvents, r.NodesAgree, len(rep.Problems),
 		rep.Count(ProblemLostAtHub), rep.Count(ProblemDuplicateAtHub), rep.Count(ProblemRefusedAtHub), rep.Count(ProblemLost), rep.Count(ProblemDuplicate),
 		rep.Count(ProblemReordered), rep.Count(ProblemUnknown), rep.Count(ProblemMemberState), r.MeanAckLatency.Round(time.Millisecond), r.MaxAckLatency.Round(time.Millisecond),
-		r.ProxyConnections, r.ProxyFailovers)
+		r.ProxyConnections, r.ProxyFailovers) +
+		fmt.Sprintf(" freezes=%d (leader %d, follower %d) partitions=%d (black-holed %d)",
+			len(r.Freezes), r.LeaderFreezes, r.FollowerFreezes, len(r.Partitions), r.BlackHoles) +
+		fmt.Sprintf(" leaves=%d device_joins=%d external_joins=%d races=%d wrong_epoch=%d proposals_acked=%d hub_proposals=%d proposal_dropped=%d removal_unreported=%d",
+			r.Leaves, r.DeviceJoins, rep.ExternalJoins, r.Races, r.WrongEpochs, rep.ProposalsAcked, rep.HubProposals, rep.Count(ProblemProposalDropped), rep.Count(ProblemRemoval))
 }
 
 // Run runs the scenario: it starts the topology, sets up the clients and
@@ -410,9 +450,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		workers.Go(func() { runSender(loadCtx, sc, rooms, rec, srng, cfg.SendPause, stop, &st) })
 	}
 	var actors []*actor
+	ops := cfg.MembershipOps
+	if len(ops) == 0 {
+		ops = MembershipOps()
+	}
 	for i, a := range admins {
 		ac := &actor{room: rooms[i], num: i + 1, admin: a, fleet: fl, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
-			every: cfg.MembershipEvery, giveUp: cfg.GiveUp, st: &mst, logf: logf}
+			ops: ops, every: cfg.MembershipEvery, giveUp: cfg.GiveUp, st: &mst, logf: logf}
 		actors = append(actors, ac)
 		workers.Go(func() { ac.run(loadCtx, stop) })
 	}
@@ -422,6 +466,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// its quorum, except when QuorumLossShare takes a second hub node down
 	// with the first.
 	followerNodes := topo.All()[len(topo.Hub().Nodes):]
+	fx := &faults{cfg: &cfg, topo: topo, rng: rng, res: res, logf: logf, start: loadStart, acked: func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.acked
+	}}
 	res.ByDomain = map[string]DomainKills{}
 	var chaosErr error
 	for chaosErr == nil && (len(res.Kills) < cfg.Kills || time.Since(loadStart) < cfg.Duration) {
@@ -438,6 +487,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		if chaosErr != nil {
 			break
+		}
+		// Some turns freeze a node or partition two providers instead
+		// (faults_*.go).
+		if done, err := fx.turn(ctx); done || err != nil {
+			chaosErr = err
+			continue
 		}
 		nodes := topo.Hub().Nodes
 		follower := len(followerNodes) > 0 && rng.Float64() < cfg.FollowerShare
@@ -531,7 +586,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	mst.mu.Lock()
 	res.Adds, res.Removes, res.MembershipCalls, res.MembershipGaveUp, res.MembershipFailures = mst.adds, mst.removes, mst.calls, mst.gaveUp, mst.failures
+	res.Leaves, res.DeviceJoins, res.Races, res.WrongEpochs = mst.leaves, mst.joins, mst.races, mst.wrongEpochs
 	membershipProblems := mst.problems
+	proposals := copySubmits(mst.proposals)
 	mst.mu.Unlock()
 	st.mu.Lock()
 	res.Sent, res.Acked, res.OutcomeUnknown, res.Refused, res.Refusals = st.sent, st.acked, st.unknown, st.refused, st.refusals
@@ -562,7 +619,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// grow with the length of the run.
 	fctx, fcancel := context.WithTimeout(ctx, 5*time.Minute+cfg.Duration)
 	defer fcancel()
-	if err := finish(fctx, topo, clients, rooms, rec, membershipProblems, res, logf); err != nil {
+	if err := finish(fctx, topo, clients, rooms, rec, proposals, append(membershipProblems, fx.problems...), res, logf); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -571,10 +628,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // finish waits for the hub to converge and its fanout to drain and for
 // every other cluster to converge, syncs every client, compares the
 // clients' room states with the hub's, reads and compares each cluster's
-// nodes' logs, and runs the checker; its report gets the problems the
-// harness found, extra among them. When there are any, the trace of the
+// nodes' logs, and runs the checker (proposals are those the membership
+// actors' clients submitted); its report gets the problems the harness
+// found, extra among them. When there are any, the trace of the
 // run is written into the work directory.
-func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []string, rec *recorder, extra []Problem, res *Result, logf func(string, ...any)) error {
+func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []string, rec *recorder, proposals []Submit, extra []Problem, res *Result, logf func(string, ...any)) error {
 	healStart := time.Now()
 	res.BacklogAtStop = fanoutBacklog(ctx, topo)
 	if _, err := topo.Hub().WaitConverged(ctx); err != nil {
@@ -641,7 +699,7 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []s
 	if err != nil {
 		return err
 	}
-	rep := Check(CheckInput{Log: entries, Submits: rec.Submits(), Commits: rec.Commits(), Received: rec.Received()})
+	rep := Check(CheckInput{Log: entries, Submits: rec.Submits(), Commits: rec.Commits(), Proposals: proposals, Received: rec.Received(), Removed: removals(clients)})
 	rep.Problems = append(rep.Problems, divergence...)
 	rep.Problems = append(rep.Problems, states...)
 	rep.Problems = append(rep.Problems, extra...)
@@ -791,7 +849,7 @@ func logEntries(evs []*adminv1.Event) ([]LogEntry, error) {
 		case *eventlog.CommitAccepted:
 			e.Kind, e.Message, e.Welcome, e.Members, e.Sender = KindCommit, b.Commit, b.Welcome, b.Members, b.Sender
 		case *eventlog.ProposalAccepted:
-			e.Kind, e.Message, e.Sender = KindProposal, b.Message, b.Sender
+			e.Kind, e.Message, e.Sender, e.ProposalRef = KindProposal, b.Message, b.Sender, b.ProposalRef
 		case *eventlog.ApplicationMessageAccepted:
 			e.Kind, e.Message, e.Sender = KindMessage, b.Message, b.Sender
 		default:
@@ -806,13 +864,21 @@ func logEntries(evs []*adminv1.Event) ([]LogEntry, error) {
 				return nil, fmt.Errorf("chaos: decoding the message of event %d: %w", ae.GetSeq(), err)
 			case m.PublicMessage != nil:
 				e.Epoch = m.PublicMessage.Content.Epoch
+				if c := m.PublicMessage.Content.Commit; c != nil {
+					for _, p := range c.Proposals {
+						if p.Type == wire.ProposalOrRefReference {
+							e.Refs = append(e.Refs, p.Reference)
+						}
+					}
+					e.External = m.PublicMessage.Content.Sender.Type == wire.SenderNewMemberCommit
+				}
 			case m.PrivateMessage != nil:
 				e.Epoch = m.PrivateMessage.Epoch
 			}
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, markLeaving(evs, out)
 }
 
 // decryptCheck checks what the clients' Syncs made of the messages of

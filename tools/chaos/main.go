@@ -21,14 +21,28 @@
 //	go run ./tools/chaos -duration 10m [-kills N] [-seed N] [-dir DIR] [-rooms 2]
 //	    [-senders 1] [-receivers 1] [-pause 30ms] [-up 1s-4s] [-down 200ms-2s]
 //	    [-leader-share 0.4] [-follower-share 0.25] [-quorum-loss-share 0] [-membership-every 2s]
+//	    [-membership-ops add,remove,leave,join,race]
+//	    [-freeze-share 0] [-freeze 1s-8s] [-partition-share 0] [-partition 2s-8s]
 //	    [-clustered-follower] [-log-level info] [-json]
 //
 // With -membership-every D > 0, every room also has an admin client that
-// every D on average adds the client of a new user at a random provider,
-// or removes a user it added (Sections 3.2, 3.3, 3.5 and 5.3), through the
-// kills; the checker then also requires each client to receive exactly
-// the room events of its membership, and at the end every member's MLS
-// epoch, participant list and members to agree with the hub's room state.
+// every D on average makes one of the -membership-ops (default all):
+// add the client of a new user at a random provider, remove a user it
+// added (Sections 3.2, 3.3, 3.5 and 5.3), have such a user leave
+// (proposals the next commit completes, Section 3.5), have a new client of
+// such a user join by external commit (Sections 3.6 and 5.6), or have two
+// other admins commit at the same moment (one gets wrongEpoch and commits
+// again, Section 5.3), through the kills; the checker then also requires
+// each client to receive exactly the room events of its membership, and at
+// the end every member's MLS epoch, participant list and members to agree
+// with the hub's room state.
+//
+// With -freeze-share P, a turn of the chaos loop freezes a node (SIGSTOP,
+// SIGCONT after -freeze) with probability P instead of killing one: its
+// connections stay open but it answers nothing, so a frozen leader must
+// be replaced and step down once resumed. With -partition-share P, a turn
+// cuts the network between a.example and b.example or c.example, both
+// directions, refused or black-holed, for -partition, with probability P.
 //
 // The run lasts at least -duration and at least -kills kills. It prints
 // one progress line per kill and a FIGURES line, and exits 0 when no
@@ -94,8 +108,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	leaderShare := fs.Float64("leader-share", 0.4, "probability that a kill of a cluster's node targets its current leader (else a uniform draw)")
 	followerShare := fs.Float64("follower-share", 0.25, "probability that a kill targets a follower provider's node (b.example or c.example) instead of a hub node; negative: hub nodes only")
 	quorumLoss := fs.Float64("quorum-loss-share", 0, "probability that a hub node kill takes a second hub node down with it (the hub loses its quorum until both are back)")
+	freezeShare := fs.Float64("freeze-share", 0, "probability that a turn freezes a node (SIGSTOP, then SIGCONT) instead of killing one")
+	freeze := fs.String("freeze", "1s-8s", "how long a frozen node stays stopped (lo-hi)")
+	partitionShare := fs.Float64("partition-share", 0, "probability that a turn cuts the network between a.example and b.example or c.example (refused or black-holed) instead of killing a node")
+	partition := fs.String("partition", "2s-8s", "how long a partition lasts (lo-hi)")
 	clustered := fs.Bool("clustered-follower", false, "run b.example as a three-node Raft cluster behind proxies too")
-	membershipEvery := fs.Duration("membership-every", 0, "mean pause between two membership changes (add a new user's client, or remove one) of each room's admin; 0: none")
+	membershipEvery := fs.Duration("membership-every", 0, "mean pause between two membership changes of each room's admin (see -membership-ops); 0: none")
+	membershipOps := fs.String("membership-ops", "all", "the membership changes drawn from, comma-separated: add (a new user), remove (an added user), leave (an added user leaves), join (a new client of an added user joins by external commit), race (two admins commit at once); or all")
 	logLevel := fs.String("log-level", "info", "daemons' log level")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	unpinned := fs.Bool("unpinned-setup", false, "route the setup through any hub node, not the leader (reproduces the read-your-writes gap)")
@@ -116,6 +135,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "chaos: -down:", err)
 		return 2
 	}
+	freezeLo, freezeHi, err := span(*freeze)
+	if err != nil {
+		fmt.Fprintln(stderr, "chaos: -freeze:", err)
+		return 2
+	}
+	partitionLo, partitionHi, err := span(*partition)
+	if err != nil {
+		fmt.Fprintln(stderr, "chaos: -partition:", err)
+		return 2
+	}
+	ops, err := chaos.ParseMembershipOps(*membershipOps)
+	if err != nil {
+		fmt.Fprintln(stderr, "chaos: -membership-ops:", err)
+		return 2
+	}
 	if *leaderShare == 0 {
 		*leaderShare = -1 // Config's zero value means the default
 	}
@@ -133,7 +167,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := chaos.Config{
 		Dir: work, Bin: *bin, Seed: *seed, Duration: *duration, Kills: *kills,
 		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare, FollowerShare: *followerShare, QuorumLossShare: *quorumLoss,
-		UnpinnedSetup: *unpinned, MembershipEvery: *membershipEvery,
+		FreezeShare: *freezeShare, FreezeMin: freezeLo, FreezeMax: freezeHi,
+		PartitionShare: *partitionShare, PartitionMin: partitionLo, PartitionMax: partitionHi,
+		UnpinnedSetup: *unpinned, MembershipEvery: *membershipEvery, MembershipOps: ops,
 		Rooms: *rooms, Senders: *senders, Receivers: *receivers, SendPause: *pause,
 		Topology: chaos.TopologyConfig{LogLevel: *logLevel, ClusteredFollower: *clustered},
 		Logf: func(format string, a ...any) {
