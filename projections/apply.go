@@ -1268,6 +1268,18 @@ func (t *tx) check(c *Condition) error {
 			return &WrongEpochError{Room: c.Room, Current: r.Epoch, Proposed: c.Epoch}
 		}
 		return nil
+	case CondRoomProposalsAre:
+		r, err := t.room(c.Room)
+		if err != nil {
+			return err
+		}
+		if r.Epoch != c.Epoch {
+			return &WrongEpochError{Room: c.Room, Current: r.Epoch, Proposed: c.Epoch}
+		}
+		if r.Proposals != c.Proposals {
+			return fmt.Errorf("%w: room %q has %d proposals cached, the command expected %d", ErrProposalsChanged, c.Room, r.Proposals, c.Proposals)
+		}
+		return nil
 	case CondRoomSeqIs:
 		cur, err := t.app.RoomHead(c.Room)
 		if err != nil {

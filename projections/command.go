@@ -52,6 +52,10 @@ const (
 	CondClientRegistered ConditionKind = 7
 	// CondClientNotRegistered(Client): fails with ErrClientExists.
 	CondClientNotRegistered ConditionKind = 8
+	// CondRoomProposalsAre(Room, Epoch, Proposals): the room is at Epoch
+	// with Proposals proposals cached; fails with ErrNoSuchRoom,
+	// *WrongEpochError or ErrProposalsChanged.
+	CondRoomProposalsAre ConditionKind = 9
 )
 
 // Condition is a precondition of a command, evaluated against the state
@@ -64,9 +68,10 @@ type Condition struct {
 	Seq    uint64
 	Ref    []byte
 	Now    uint64 // milliseconds since the UNIX epoch
-	Hub    string
-	Hash   []byte
-	Client string
+	Hub       string
+	Hash      []byte
+	Client    string
+	Proposals uint32
 }
 
 // RoomExists is the condition "room exists".
@@ -81,6 +86,15 @@ func RoomDoesNotExist(room string) Condition {
 // (draft-ralston-mimi-protocol-02, Section 5.3 wrongEpoch).
 func RoomEpochIs(room string, epoch uint64) Condition {
 	return Condition{Kind: CondRoomEpochIs, Room: room, Epoch: epoch}
+}
+
+// RoomProposalsAre is the condition "room is at epoch with n proposals
+// cached": RoomEpochIs, and no proposal accepted since the caller read the
+// room (draft-ralston-mimi-protocol-02, Section 6.1: a participant-list
+// AppSync proposal takes effect when accepted, so what was decided from
+// the room before it must be decided again).
+func RoomProposalsAre(room string, epoch uint64, n uint32) Condition {
+	return Condition{Kind: CondRoomProposalsAre, Room: room, Epoch: epoch, Proposals: n}
 }
 
 // RoomSeqIs is the condition "room's last room sequence number is seq".
@@ -170,6 +184,10 @@ func (c *Condition) MarshalMLS(w *codec.Writer) {
 	case CondRoomSeqIs:
 		w.OpaqueString(c.Room)
 		w.U64(c.Seq)
+	case CondRoomProposalsAre:
+		w.OpaqueString(c.Room)
+		w.U64(c.Epoch)
+		w.U32(c.Proposals)
 	case CondKeyPackageUnclaimed:
 		w.Opaque(c.Ref)
 		w.U64(c.Now)
@@ -195,6 +213,10 @@ func (c *Condition) UnmarshalMLS(r *codec.Reader) {
 	case CondRoomSeqIs:
 		c.Room = r.OpaqueString("condition.room")
 		c.Seq = r.U64("condition.seq")
+	case CondRoomProposalsAre:
+		c.Room = r.OpaqueString("condition.room")
+		c.Epoch = r.U64("condition.epoch")
+		c.Proposals = r.U32("condition.proposals")
 	case CondKeyPackageUnclaimed:
 		c.Ref = r.Opaque("condition.ref")
 		c.Now = r.U64("condition.now")

@@ -27,6 +27,10 @@ var (
 	// (draft-ralston-mimi-protocol-02, Section 5.3 wrongEpoch and
 	// Section 5.4 epochTooOld).
 	ErrWrongEpoch = errors.New("projections: wrong epoch")
+	// ErrProposalsChanged: a RoomProposalsAre precondition failed on the
+	// number of proposals cached in the room's epoch: a proposal was
+	// accepted (or the cache emptied) since the caller read the room.
+	ErrProposalsChanged = errors.New("projections: the room's cached proposals changed")
 	// ErrRoomSeqMismatch: a RoomSeqIs precondition failed; the error is a
 	// *RoomSeqError.
 	ErrRoomSeqMismatch = errors.New("projections: room sequence mismatch")

@@ -24,6 +24,7 @@ var resultSentinels = []error{
 	ErrNoKeyPackage, ErrDuplicateNotify, ErrStaleAck, ErrAckBeyondQueue,
 	ErrStorage, ErrCorruptState, ErrClosed, ErrNotFound, ErrDuplicateMessage,
 	ErrGroupBound, ErrDuplicateProposal, ErrReplayedCall, ErrHubKeyDeclared,
+	ErrProposalsChanged,
 }
 
 // remoteError is a rejection decoded from the wire: its message as the

@@ -46,7 +46,9 @@
 // room, and the room's drainer decides whatever is queued when the
 // previous command was applied, each message validated on its own, the
 // valid ones accepted together in one command (conditioned on the
-// room's epoch) so that its two syncs are shared; each request still gets
+// room's epoch and its number of cached proposals, RoomProposalsAre, not
+// on the room sequence: messages decided on other nodes do not conflict)
+// so that its two syncs are shared; each request still gets
 // its own answer, and an update of the room first decides the messages
 // queued before it. The same message bytes submitted again (a provider
 // retrying after a lost answer) are accepted once per epoch and answered

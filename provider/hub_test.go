@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openmimi/mimi/eventlog"
@@ -403,4 +404,78 @@ func TestNotifyRebatched(t *testing.T) {
 	unchanged("everything again after a restart", func() error { return notify(room, body(fms...)) }, nil)
 	unchanged("another group after a restart", func() error { return notify(room, body(foreign)) }, provider.ErrInvalid)
 	received()
+}
+
+// hookRaft runs before, once, ahead of the next group commit of
+// application messages (a command with a RoomProposalsAre condition).
+type hookRaft struct {
+	provider.Raft
+	before atomic.Pointer[func()]
+}
+
+func (h *hookRaft) Apply(ctx context.Context, cmd []byte) (projections.Result, error) {
+	if c, err := projections.DecodeCommand(cmd); err == nil && len(c.Conditions) > 0 && c.Conditions[0].Kind == projections.CondRoomProposalsAre {
+		if f := h.before.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
+	return h.Raft.Apply(ctx, cmd)
+}
+
+// TestSubmitRacingLeave: a message decided on one node of the hub's
+// cluster while another node accepts a participant's leave proposals is
+// decided again after them (Section 6.1: the leave takes effect when
+// accepted), so the leaving user's clients do not receive it (Section 5.3).
+// The second node is a second Provider over the same Raft node and state.
+func TestSubmitRacingLeave(t *testing.T) {
+	h := &hookRaft{}
+	w := newWorldHub(t, providertest.Options{WrapRaft: func(r provider.Raft) provider.Raft { h.Raft = r; return h }})
+	w.createRoom()
+	dave := providertest.NewClient(t, "a.example", "dave", "dave1")
+	dave.Register(t, w.a)
+	dave.Upload(t, w.a, 1)
+	if resp := w.addUser(w.alice, w.aliceG, w.a, dave, "member"); resp.Code != mimi.UpdateSuccess {
+		t.Fatalf("alice adds dave: %d %s", resp.Code, resp.ErrorDescription)
+	}
+	daveG := dave.Join(t, w.welcomeFor(w.inbox(w.a, dave)))
+	w.process(w.aliceG, w.inbox(w.a, w.alice))
+
+	other, err := provider.New(provider.Config{
+		Domain: "a.example", Raft: w.a.Raft, Machine: w.a.M,
+		HubSignaturePriv: w.a.HubPriv, HubSender: w.a.HubSender, Clock: w.a.Clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := daveG.ProposeSelfRemove(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := daveG.ProposeAppSync((&mimi.ChangeSet{Remove: []string{dave.User}}).AppSync(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave := func() {
+		resp, err := other.LocalUpdate(w.ctx, dave.Client, room, providertest.Proposals(as.Message, sr.Message))
+		if err != nil || resp.Code != mimi.UpdateSuccess {
+			t.Errorf("dave's leave through the other node: %v %+v", err, resp)
+		}
+	}
+	h.before.Store(&leave)
+	resp, err := w.a.P.LocalSubmitMessage(w.ctx, w.alice.Client, room, providertest.Message(t, w.aliceG, "after the leave"))
+	if err != nil || resp.Code != mimi.SubmitAccepted {
+		t.Fatalf("alice's message: %v %+v", err, resp)
+	}
+	if h.before.Load() != nil {
+		t.Fatal("the leave did not run between the decision and the command")
+	}
+	got := w.inbox(w.a, dave)
+	for _, fm := range got {
+		if fm.Message.WireFormat == wire.WireFormatPrivateMessage {
+			t.Fatal("dave received an application message accepted after his leave proposals")
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("dave received %d messages, want his 2 proposals", len(got))
+	}
 }

@@ -211,7 +211,10 @@ func (p *Provider) flushSubmits(hr *hubRoom, room string) {
 // every provider with participants and every local member whose user is a
 // participant (a removed participant's clients receive no further
 // application messages, Section 5.3), in a Raft command conditioned on
-// the room's epoch.
+// the room's epoch and on the number of proposals cached in it
+// (RoomProposalsAre): a proposal accepted meanwhile through another node
+// of the hub's cluster may have removed a participant (Section 6.1), so
+// the batch is then decided again.
 //
 // Group commit: the messages submitted for one room are queued and
 // decided in arrival order by the room's drainer, which takes whatever is
@@ -399,7 +402,11 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 		batch[i] = ps.it
 	}
 	ctx, done := batchContext(batch)
-	res, err := p.apply(ctx, &projections.Command{Conditions: []projections.Condition{projections.RoomEpochIs(room, rec.Epoch)}, Ops: ops})
+	// The recipients were chosen from the participants after the
+	// proposals cached so far (Section 6.1): a proposal accepted meanwhile
+	// through another node of the hub's cluster (a leave) sends the batch
+	// back to be decided again.
+	res, err := p.apply(ctx, &projections.Command{Conditions: []projections.Condition{projections.RoomProposalsAre(room, rec.Epoch, rec.Proposals)}, Ops: ops})
 	done()
 	if err != nil {
 		return batch, err
@@ -436,7 +443,8 @@ func (p *Provider) trySubmitBatch(hr *hubRoom, room string, items []*submitItem)
 			it.answer(submitNotAllowed(), nil)
 		}
 		return nil, nil
-	case errors.Is(res.Err, projections.ErrUnknownClient):
+	case errors.Is(res.Err, projections.ErrUnknownClient), errors.Is(res.Err, projections.ErrProposalsChanged):
+		hr.invalidate()
 		return batch, nil
 	case errors.Is(res.Err, projections.ErrDuplicateMessage) && len(batch) == 1:
 		// Accepted meanwhile through another node of the hub's cluster:
