@@ -62,12 +62,12 @@ const (
 // before the command's operations. Only the fields its Kind names are
 // encoded; build conditions with the constructors.
 type Condition struct {
-	Kind   ConditionKind
-	Room   string
-	Epoch  uint64
-	Seq    uint64
-	Ref    []byte
-	Now    uint64 // milliseconds since the UNIX epoch
+	Kind      ConditionKind
+	Room      string
+	Epoch     uint64
+	Seq       uint64
+	Ref       []byte
+	Now       uint64 // milliseconds since the UNIX epoch
 	Hub       string
 	Hash      []byte
 	Client    string
