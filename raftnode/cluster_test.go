@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -364,5 +365,48 @@ func TestStandalone(t *testing.T) {
 	st := n.Status()
 	if st.State != "Leader" || st.ID != "local" || len(st.Servers) != 1 {
 		t.Fatalf("standalone status: %+v", st)
+	}
+}
+
+// TestNoticeLeader: a notice passed to NoticeLeader on any node reaches the
+// leader's OnNotice, and only the leader's.
+func TestNoticeLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	var mu sync.Mutex
+	got := map[int][]string{}
+	for i := range c.nodes {
+		c.nodes[i].cfg.OnNotice = func(p []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[i] = append(got[i], string(p))
+		}
+	}
+	c.nodes[0].cfg.Bootstrap = true
+	c.start(0)
+	c.leader(10 * time.Second)
+	c.start(1)
+	c.start(2)
+	c.addVoters(1, 2)
+	l := c.leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var want []string
+	for i, tn := range c.nodes {
+		p := fmt.Sprintf("from n%d", i)
+		if err := tn.n.NoticeLeader(ctx, []byte(p)); err != nil {
+			t.Fatalf("n%d: %v", i, err)
+		}
+		want = append(want, p)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range c.nodes {
+		if i == l {
+			if !slices.Equal(got[i], want) {
+				t.Errorf("leader n%d got %q, want %q", i, got[i], want)
+			}
+		} else if len(got[i]) != 0 {
+			t.Errorf("follower n%d got %q", i, got[i])
+		}
 	}
 }

@@ -22,10 +22,12 @@ import (
 //
 // opApply carries a command and answers with the entry index and the
 // encoded result; opBarrier carries nothing and answers with the leader's
-// state machine applied index after a Raft barrier.
+// state machine applied index after a Raft barrier; opNotice carries a
+// payload for the leader's Config.OnNotice and answers with nothing.
 const (
 	opApply   byte = 1
 	opBarrier byte = 2
+	opNotice  byte = 3
 
 	statusOK        byte = 0
 	statusError     byte = 1 // payload: message; not applied
@@ -119,6 +121,11 @@ func (n *Node[R]) handleForward(ctx context.Context, op byte, payload []byte) (s
 			return failed(err)
 		}
 		return statusOK, idx, nil
+	case opNotice:
+		if n.cfg.OnNotice != nil {
+			n.cfg.OnNotice(payload)
+		}
+		return statusOK, 0, nil
 	default:
 		return statusError, 0, []byte(fmt.Sprintf("unknown forwarding op %d", op))
 	}
@@ -348,4 +355,36 @@ func (fc *forwardClient) call(ctx context.Context, addr string, op byte, payload
 func parseLeaderHint(b []byte) (id, addr string) {
 	id, addr, _ = strings.Cut(string(b), "\n")
 	return id, addr
+}
+
+// NoticeLeader hands payload to the leader's Config.OnNotice: directly on
+// the leader, over the forwarding connection from another node. It is a
+// hint, not a command: nothing is replicated, and it is lost if no leader
+// is known, forwarding is disabled, or the leader does not answer before
+// ctx ends.
+func (n *Node[R]) NoticeLeader(ctx context.Context, payload []byte) error {
+	if len(payload) > n.cfg.MaxCommandSize {
+		return fmt.Errorf("%w: notice of %d bytes", ErrCommandTooLarge, len(payload))
+	}
+	if n.IsLeader() {
+		if n.cfg.OnNotice != nil {
+			n.cfg.OnNotice(payload)
+		}
+		return nil
+	}
+	addr, id := n.raft.LeaderWithID()
+	switch {
+	case addr == "" || n.mux == nil:
+		return ErrNoLeader
+	case n.cfg.DisableForwarding:
+		return ErrNotLeader{LeaderAddr: string(addr), LeaderID: string(id)}
+	}
+	status, _, out, err := n.fwd.call(ctx, string(addr), opNotice, payload)
+	if err != nil {
+		return fmt.Errorf("raftnode: notice to %s: %w", addr, err)
+	}
+	if status != statusOK {
+		return fmt.Errorf("%w: notice to %s: status %d: %s", ErrRemote, addr, status, out)
+	}
+	return nil
 }

@@ -68,6 +68,10 @@ type Config struct {
 	DisableForwarding bool
 	// MaxCommandSize bounds one command; default DefaultMaxCommandSize.
 	MaxCommandSize int
+	// OnNotice, if set, receives on the leader the payloads that any
+	// node passes to NoticeLeader: hints that need no replication (for
+	// example "this peer is reachable again"). It must not block.
+	OnNotice func(payload []byte)
 
 	// Raft timing (Raft paper, Section 5.2 and 9.3); zero means Raft's
 	// default (1s, 1s, 500ms, 50ms).

@@ -81,6 +81,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,9 @@ type Daemon struct {
 	// kickEngine is engine for the state machine's goroutine, which
 	// applies the log (kickApplied) before the engine exists.
 	kickEngine atomic.Pointer[fanout.Engine]
+	// pokedAt: per peer domain, when this node last passed a "peer
+	// reachable" hint to the leader (unix nanoseconds, *atomic.Int64).
+	pokedAt sync.Map
 
 	fedSrv     *http.Server
 	fedCancel  context.CancelFunc
@@ -321,7 +325,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		},
 		// A peer that reaches us is up: a delivery to it waiting out a
 		// backoff after a connection failure is retried now.
-		OnPeer: d.engine.Poke,
+		OnPeer: d.peerReachable,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: federation server: %w", err)
@@ -487,10 +491,57 @@ func (d *Daemon) loadPKI() (*pki, error) {
 	return p, nil
 }
 
+// noticePoke prefixes the peer domain in a "peer reachable" hint passed
+// to the Raft leader (raftnode.Node.NoticeLeader).
+const noticePoke = "poke\n"
+
+// pokeForwardInterval bounds how often a node that is not the leader
+// passes "peer reachable" hints for one peer to the leader.
+const pokeForwardInterval = time.Second
+
+// peerReachable is called for every authenticated federation request: the
+// peer is up, so a delivery to it that is waiting out a backoff after a
+// failure without an HTTP answer is retried now (fanout.Engine.Poke;
+// draft-ralston-mimi-protocol-02, Section 5.5). Only the Raft leader
+// delivers, and a peer's requests may reach any node of the cluster: a
+// node that is not the leader passes the hint on, at most once per
+// pokeForwardInterval and peer.
+func (d *Daemon) peerReachable(peer string) {
+	if d.node.IsLeader() {
+		if e := d.kickEngine.Load(); e != nil {
+			e.Poke(peer)
+		}
+		return
+	}
+	v, _ := d.pokedAt.LoadOrStore(peer, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	now, prev := time.Now().UnixNano(), last.Load()
+	if now-prev < int64(pokeForwardInterval) || !last.CompareAndSwap(prev, now) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.node.NoticeLeader(ctx, []byte(noticePoke+peer)); err != nil {
+			d.log.Debug("could not pass a reachable peer on to the Raft leader", "peer", peer, "err", err)
+		}
+	}()
+}
+
+// onNotice receives, on the Raft leader, the hints other nodes pass on.
+func (d *Daemon) onNotice(payload []byte) {
+	if peer, ok := strings.CutPrefix(string(payload), noticePoke); ok {
+		if e := d.kickEngine.Load(); e != nil {
+			e.Poke(peer)
+		}
+	}
+}
+
 // raftConfig builds the raftnode configuration.
 func (d *Daemon) raftConfig(p *pki) (raftnode.Config, error) {
 	r := &d.cfg.Raft
 	rc := raftnode.Config{
+		OnNotice:          d.onNotice,
 		DataDir:           filepath.Join(d.cfg.DataDir, RaftDir),
 		Logger:            raftLogger(d.log, !r.Clustered()),
 		HeartbeatTimeout:  time.Duration(r.HeartbeatTimeout),
