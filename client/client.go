@@ -20,9 +20,13 @@ import (
 // a client).
 const (
 	// DefaultMaxAttempts is how many times an update or message is tried
-	// when the hub answers wrongEpoch / epochTooOld (each retry after a
-	// Sync).
+	// when the hub answers wrongEpoch / epochTooOld (each retry once the
+	// client's group reached the hub's epoch, see Options.EpochWait).
 	DefaultMaxAttempts = 3
+	// DefaultEpochWait is how long, in all, one operation waits for the
+	// client's group to reach the epoch a hub named in a wrongEpoch or
+	// epochTooOld answer before it gives up (see Options.EpochWait).
+	DefaultEpochWait = 5 * time.Second
 	// DefaultInboxBatch is how many inbox entries Sync asks for at once.
 	DefaultInboxBatch = 256
 	// MaxKeyPackages bounds one PublishKeyPackages call.
@@ -39,6 +43,18 @@ type Options struct {
 	// wrongEpoch / epochTooOld (draft-ralston-mimi-protocol-02, Sections
 	// 5.3 and 5.4); 0 means DefaultMaxAttempts.
 	MaxAttempts int
+	// EpochWait bounds the total time one operation (AddUser, Send, Leave,
+	// JoinNewDevice, ...) waits between its tries; 0 means
+	// DefaultEpochWait. A wrongEpoch or epochTooOld answer names the hub's
+	// current epoch (draft-ralston-mimi-protocol-02, Sections 5.3 and
+	// 5.4), and the commits that led there reach the client through its
+	// provider's fanout (Section 5.5), which may lag: before trying again
+	// the client syncs until its group reaches that epoch (or the room is
+	// gone), polling the inbox with a growing delay; for JoinNewDevice it
+	// fetches the GroupInfo again until it is of that epoch. When the wait
+	// would exceed EpochWait, or the context ends, the operation gives up
+	// with the hub's refusal (matching ErrWrongEpoch).
+	EpochWait time.Duration
 	// InboxBatch is the inbox page size Sync uses; 0 means
 	// DefaultInboxBatch.
 	InboxBatch int
@@ -148,6 +164,9 @@ func newClient(id mimi.ClientIdentity, s *cipher.Suite, priv, pub []byte, p Prov
 	}
 	if c.opts.MaxAttempts <= 0 {
 		c.opts.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.opts.EpochWait <= 0 {
+		c.opts.EpochWait = DefaultEpochWait
 	}
 	if c.opts.InboxBatch <= 0 {
 		c.opts.InboxBatch = DefaultInboxBatch

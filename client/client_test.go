@@ -50,6 +50,8 @@ type world struct {
 	be      backend
 	net     *fakeNet // when be is the fake
 	clients map[string]*client.Client
+	// opts are the Options of the clients add makes (nil: defaults).
+	opts *client.Options
 }
 
 func newWorld(t testing.TB) *world {
@@ -62,7 +64,7 @@ func newWorld(t testing.TB) *world {
 func (w *world) add(name, user string, kps int) *client.Client {
 	w.t.Helper()
 	domain := domainOf(user)
-	c, err := client.New(user, "mimi://"+domain+"/d/"+name, suite, w.be.provider(domain), nil)
+	c, err := client.New(user, "mimi://"+domain+"/d/"+name, suite, w.be.provider(domain), w.opts)
 	if err != nil {
 		w.t.Fatal(err)
 	}

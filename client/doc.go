@@ -29,8 +29,12 @@
 // the client's groups agree on; Save and Load persist it (secret).
 //
 // Every state change of a group waits for the hub: a commit is merged only
-// once the hub accepted it, and discarded on wrongEpoch (the client syncs
-// and tries again), notAllowed or invalidProposal (the error is an
-// *UpdateError matching ErrWrongEpoch, ErrNotAllowed or
-// ErrInvalidProposal).
+// once the hub accepted it, and discarded on wrongEpoch, notAllowed or
+// invalidProposal (the error is an *UpdateError matching ErrWrongEpoch,
+// ErrNotAllowed or ErrInvalidProposal). After wrongEpoch, or epochTooOld
+// for a message, the client tries again once its group has caught up with
+// the epoch the hub named: it syncs, polling the inbox while the commits
+// that led there are still on their way (fanout is asynchronous, Section
+// 5.5), for up to Options.EpochWait (DefaultEpochWait, 5 s) per operation;
+// if they do not arrive in time the operation fails with ErrWrongEpoch.
 package client

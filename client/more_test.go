@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/openmimi/mimi/client"
 	"github.com/openmimi/mimi/mimi"
@@ -172,9 +173,13 @@ func TestCreateRoomAddsClients(t *testing.T) {
 
 // TestUpdateRefusals: the hub's wrongEpoch, notAllowed and
 // invalidProposal answers (draft-ralston-mimi-protocol-02, Section 5.3)
-// leave the group in its epoch; wrongEpoch is retried after a Sync.
+// leave the group in its epoch; wrongEpoch is retried after a Sync, and
+// given up when the epoch the hub named is not reached within
+// Options.EpochWait.
 func TestUpdateRefusals(t *testing.T) {
-	w := threeUsers(t)
+	w := newWorld(t)
+	w.opts = &client.Options{EpochWait: 100 * time.Millisecond}
+	threeUsersIn(t, w)
 	a1, b1 := w.clients["ClientA1"], w.clients["ClientB1"]
 	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,8 +21,9 @@ type realNet struct {
 	t     testing.TB
 	net   *providertest.Net
 	nodes map[string]*providertest.Node
-	// hold stops pump: nothing is fanned out while it is set.
-	hold bool
+	// hold stops pump: nothing is fanned out while it is set (a test may
+	// release it from another goroutine).
+	hold atomic.Bool
 }
 
 func newRealNet(t testing.TB) *realNet {
@@ -37,7 +39,7 @@ func newRealNet(t testing.TB) *realNet {
 
 // pump runs every hub's fanout once.
 func (r *realNet) pump() {
-	if r.hold {
+	if r.hold.Load() {
 		return
 	}
 	for _, hub := range r.nodes {
@@ -290,7 +292,8 @@ func TestCommitUnresolvedThenCommit(t *testing.T) {
 	before := l.epoch(clubhouse)
 
 	// Accepted, answer lost, echo held back: c1 commits again at once.
-	l.lose[c1.ID()], l.hold = true, true
+	l.lose[c1.ID()] = true
+	l.hold.Store(true)
 	if err := c1.Commit(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
 		t.Fatalf("an empty commit with its answers lost: %v", err)
 	}
@@ -304,7 +307,7 @@ func TestCommitUnresolvedThenCommit(t *testing.T) {
 	if ep, _ := c1.Epoch(clubhouse); ep != before+2 || l.epoch(clubhouse) != before+2 {
 		t.Fatalf("client at %d, hub at %d, want both at %d", ep, l.epoch(clubhouse), before+2)
 	}
-	l.hold = false
+	l.hold.Store(false)
 	w.sync(all...)
 	w.agree(clubhouse, all...)
 

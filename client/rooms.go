@@ -148,7 +148,7 @@ func (c *Client) CreateRoom(ctx context.Context, roomID string, policy mimi.Poli
 	for _, p := range rm.Participants {
 		users = append(users, p.User)
 	}
-	if err := c.addClientsLocked(ctx, roomID, users, true); err != nil {
+	if err := c.addClientsLocked(ctx, roomID, users, true, c.waitUntil()); err != nil {
 		return fmt.Errorf("client: room %s was created, but adding its participants' clients failed: %w", roomID, err)
 	}
 	return nil
@@ -171,6 +171,7 @@ func (c *Client) AddUser(ctx context.Context, roomID, user, role string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	until := c.waitUntil()
 	if err := c.syncLocked(ctx); err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func (c *Client) AddUser(ctx context.Context, roomID, user, role string) error {
 	if err != nil {
 		return err
 	}
-	return c.commitLocked(ctx, roomID, func(r *room) ([]*wire.Proposal, error) {
+	return c.commitLocked(ctx, roomID, until, func(r *room) ([]*wire.Proposal, error) {
 		if _, err := c.checkChange(r, cs); err != nil {
 			return nil, err
 		}
@@ -210,16 +211,18 @@ func (c *Client) AddClients(ctx context.Context, roomID, user string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	until := c.waitUntil()
 	if err := c.syncLocked(ctx); err != nil {
 		return err
 	}
-	return c.addClientsLocked(ctx, roomID, []string{user}, false)
+	return c.addClientsLocked(ctx, roomID, []string{user}, false, until)
 }
 
 // addClientsLocked claims key material for users' clients that are not
-// members and commits their Adds. With lenient, users without usable key
-// material are skipped silently.
-func (c *Client) addClientsLocked(ctx context.Context, roomID string, users []string, lenient bool) error {
+// members and commits their Adds (waiting for epochs until until, see
+// commitLocked). With lenient, users without usable key material are
+// skipped silently.
+func (c *Client) addClientsLocked(ctx context.Context, roomID string, users []string, lenient bool, until time.Time) error {
 	r, err := c.room(roomID)
 	if err != nil {
 		return err
@@ -248,7 +251,7 @@ func (c *Client) addClientsLocked(ctx context.Context, roomID string, users []st
 		}
 		return fmt.Errorf("%w: no client to add", ErrNoKeyMaterial)
 	}
-	return c.commitLocked(ctx, roomID, func(r *room) ([]*wire.Proposal, error) {
+	return c.commitLocked(ctx, roomID, until, func(r *room) ([]*wire.Proposal, error) {
 		var props []*wire.Proposal
 		for _, kp := range kps {
 			id, _ := mimi.IdentityFromCredential(&kp.LeafNode.Credential)
@@ -282,7 +285,7 @@ func (c *Client) RemoveUser(ctx context.Context, roomID, user string) error {
 	cs := &mimi.ChangeSet{Remove: []string{user}}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.commitLocked(ctx, roomID, func(r *room) ([]*wire.Proposal, error) {
+	return c.commitLocked(ctx, roomID, c.waitUntil(), func(r *room) ([]*wire.Proposal, error) {
 		if _, err := c.checkChange(r, cs); err != nil {
 			return nil, err
 		}
@@ -310,7 +313,7 @@ func (c *Client) SetRole(ctx context.Context, roomID, user, role string) error {
 	cs := &mimi.ChangeSet{SetRole: []mimi.Participant{{User: user, Role: role}}}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.commitLocked(ctx, roomID, func(r *room) ([]*wire.Proposal, error) {
+	return c.commitLocked(ctx, roomID, c.waitUntil(), func(r *room) ([]*wire.Proposal, error) {
 		if _, err := c.checkChange(r, cs); err != nil {
 			return nil, err
 		}
@@ -326,7 +329,7 @@ func (c *Client) SetRole(ctx context.Context, roomID, user, role string) error {
 func (c *Client) Commit(ctx context.Context, roomID string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.commitLocked(ctx, roomID, func(*room) ([]*wire.Proposal, error) { return nil, nil })
+	return c.commitLocked(ctx, roomID, c.waitUntil(), func(*room) ([]*wire.Proposal, error) { return nil, nil })
 }
 
 // checkChange validates a participant-list change against the committed
@@ -457,12 +460,18 @@ func isMember(g *mls.Group, client string) bool {
 
 // commitLocked syncs, commits the proposals build returns (by value)
 // together with every proposal cached in the epoch, and sends the commit to
-// the hub; on wrongEpoch it tries again, up to Options.MaxAttempts.
-func (c *Client) commitLocked(ctx context.Context, roomID string, build func(*room) ([]*wire.Proposal, error)) error {
+// the hub; on wrongEpoch it tries again once the group reached the hub's
+// epoch (see awaitEpoch, which gives up at until), up to
+// Options.MaxAttempts.
+func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Time, build func(*room) ([]*wire.Proposal, error)) error {
 	var last error
-	for range c.opts.MaxAttempts {
-		if err := c.syncLocked(ctx); err != nil {
-			return err
+	for try := range c.opts.MaxAttempts {
+		if try == 0 {
+			if err := c.syncLocked(ctx); err != nil {
+				return err
+			}
+		} else if err := c.awaitEpoch(ctx, roomID, last, until); err != nil {
+			return err // every retry follows a wrongEpoch answer (last)
 		}
 		r, err := c.room(roomID)
 		if err != nil {
@@ -632,14 +641,21 @@ func updateError(roomID string, resp *mimi.UpdateRoomResponse) *UpdateError {
 //
 // The proposals are made on a copy of the group, which replaces it only
 // when the hub accepted them (or may have): a refused leave leaves no
-// proposals behind.
+// proposals behind. On wrongEpoch the client tries again once its group
+// reached the hub's epoch (see Options.EpochWait), up to
+// Options.MaxAttempts.
 func (c *Client) Leave(ctx context.Context, roomID string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	until := c.waitUntil()
 	var last error
-	for range c.opts.MaxAttempts {
-		if err := c.syncLocked(ctx); err != nil {
-			return err
+	for try := range c.opts.MaxAttempts {
+		if try == 0 {
+			if err := c.syncLocked(ctx); err != nil {
+				return err
+			}
+		} else if err := c.awaitEpoch(ctx, roomID, last, until); err != nil {
+			return err // every retry follows a wrongEpoch answer (last)
 		}
 		r, err := c.room(roomID)
 		if err != nil {
@@ -732,23 +748,29 @@ func (c *Client) cloneGroup(g *mls.Group) (*mls.Group, error) {
 // Proposals cached in the epoch are committed first (RFC 9420, Section
 // 12.4: a member commits pending proposals before sending application
 // data). The client's user needs canSendMessage. On epochTooOld the client
-// syncs and tries again in the new epoch. When the provider does not
-// answer, the same message is sent again (see submit); if no answer ever
-// comes, the error is ErrOutcomeUnknown.
+// syncs until its group reached the hub's epoch (see Options.EpochWait)
+// and tries again in that epoch, up to Options.MaxAttempts. When the
+// provider does not answer, the same message is sent again (see submit);
+// if no answer ever comes, the error is ErrOutcomeUnknown.
 func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	until := c.waitUntil()
 	var last error
+	refused := false // the last try got wrongEpoch or epochTooOld (last)
 	for range c.opts.MaxAttempts {
+		if refused {
+			if err := c.awaitEpoch(ctx, roomID, last, until); err != nil {
+				return 0, err
+			}
+			refused = false
+		}
 		r, err := c.room(roomID)
 		if err != nil {
 			return 0, err
 		}
 		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
-			last = err
-			if err := c.syncLocked(ctx); err != nil {
-				return 0, err
-			}
+			last, refused = err, true
 			continue
 		} else if err != nil {
 			return 0, err
@@ -764,7 +786,7 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 			return 0, fmt.Errorf("%w: %s may not send messages in %s (needs %s)", ErrNotAllowed, c.id.User, roomID, mimi.CanSendMessage)
 		}
 		if len(r.g.PendingProposals()) > 0 {
-			if err := c.commitLocked(ctx, roomID, func(*room) ([]*wire.Proposal, error) { return nil, nil }); err != nil {
+			if err := c.commitLocked(ctx, roomID, until, func(*room) ([]*wire.Proposal, error) { return nil, nil }); err != nil {
 				return 0, fmt.Errorf("client: committing pending proposals before sending: %w", err)
 			}
 			continue
@@ -784,10 +806,7 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 			}
 			return resp.AcceptedTimestamp, nil
 		case mimi.SubmitEpochTooOld:
-			last = &SubmitError{Room: roomID, Code: resp.Code, CurrentEpoch: resp.CurrentEpoch}
-			if err := c.syncLocked(ctx); err != nil {
-				return 0, err
-			}
+			last, refused = &SubmitError{Room: roomID, Code: resp.Code, CurrentEpoch: resp.CurrentEpoch}, true
 			continue
 		}
 		return 0, &SubmitError{Room: roomID, Code: resp.Code, CurrentEpoch: resp.CurrentEpoch}
@@ -843,6 +862,83 @@ func (c *Client) resend(ctx context.Context, send func() error) error {
 	return err
 }
 
+// Polling while waiting for an epoch the hub named (see awaitEpoch): the
+// first delay, doubled after each poll up to epochPollMax.
+const (
+	epochPollDelay = 20 * time.Millisecond
+	epochPollMax   = 160 * time.Millisecond
+)
+
+// waitUntil is when an operation starting now stops waiting for epochs
+// (Options.EpochWait).
+func (c *Client) waitUntil() time.Time { return time.Now().Add(c.opts.EpochWait) }
+
+// hubEpoch returns the hub's current epoch named in a wrongEpoch or
+// epochTooOld refusal (draft-ralston-mimi-protocol-02, Sections 5.3 and
+// 5.4), or 0.
+func hubEpoch(refusal error) uint64 {
+	var ue *UpdateError
+	if errors.As(refusal, &ue) && ue.Code == mimi.UpdateWrongEpoch {
+		return ue.CurrentEpoch
+	}
+	var se *SubmitError
+	if errors.As(refusal, &se) && se.Code == mimi.SubmitEpochTooOld {
+		return se.CurrentEpoch
+	}
+	return 0
+}
+
+// pollDelay sleeps before the next poll of a wait that ends at until: for
+// delay, or what is left of the wait if less, and doubles delay, up to
+// epochPollMax. It reports whether to poll again: false, without
+// sleeping, when nothing of the wait is left, and false when ctx ends.
+func pollDelay(ctx context.Context, delay *time.Duration, until time.Time) bool {
+	left := time.Until(until)
+	if left <= 0 {
+		return false
+	}
+	t := time.NewTimer(min(*delay, left))
+	defer t.Stop()
+	*delay = min(2**delay, epochPollMax)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// awaitEpoch is the wait before retrying after refusal, a wrongEpoch or
+// epochTooOld answer naming the hub's current epoch: the commits that took
+// the hub there are on their way to the client (fanout is asynchronous,
+// draft-ralston-mimi-protocol-02, Section 5.5), and a retry before they
+// arrive fails again. It syncs, then polls the inbox (see pollDelay) until
+// the room's group reaches that epoch or the room is gone (the client was
+// removed); the retry then finds out which. If that does not happen by
+// until, it returns refusal, joined with the context's error if ctx ended
+// (also during a sync).
+func (c *Client) awaitEpoch(ctx context.Context, roomID string, refusal error, until time.Time) error {
+	want := hubEpoch(refusal)
+	delay := epochPollDelay
+	for {
+		if err := c.syncLocked(ctx); err != nil {
+			if ctx.Err() != nil {
+				return errors.Join(refusal, err)
+			}
+			return err
+		}
+		if r := c.rooms[roomID]; r == nil || r.g.Epoch() >= want {
+			return nil
+		}
+		if !pollDelay(ctx, &delay, until) {
+			if ctx.Err() != nil {
+				return errors.Join(refusal, ctx.Err())
+			}
+			return refusal
+		}
+	}
+}
+
 // JoinNewDevice joins a room of the client's user by external commit: the
 // "Cathy adds a new device" flow (draft-ralston-mimi-protocol-02, Sections
 // 3.6 and 5.6). It asks the hub, through the provider, for the GroupInfo
@@ -853,30 +949,21 @@ func (c *Client) resend(ctx context.Context, send func() error) error {
 // Commit (RFC 9420, Section 12.4.3.2; if this client already has a leaf,
 // from a lost state, the commit removes it: a resync) and sends it to the
 // hub with the new GroupInfo and tree. On wrongEpoch it fetches the
-// GroupInfo again, up to Options.MaxAttempts.
+// GroupInfo again, until it is of the hub's epoch (see Options.EpochWait),
+// up to Options.MaxAttempts.
 func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 	if _, err := mimi.ParseURIKind(roomID, mimi.KindRoom); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	until := c.waitUntil()
 	var last error
 	for range c.opts.MaxAttempts {
 		if c.rooms[roomID] != nil {
 			return fmt.Errorf("%w: %s", ErrRoomExists, roomID)
 		}
-		greq := &mimi.GroupInfoRequest{
-			Protocol: mimi.ProtocolMLS10, CipherSuite: c.suite.ID(),
-			RequestingSignatureKey: c.SignaturePublicKey(), RequestingCredential: c.Credential(),
-		}
-		if err := greq.Sign(c.sigPriv); err != nil {
-			return fmt.Errorf("client: signing the GroupInfo request: %w", err)
-		}
-		resp, err := c.p.GroupInfo(ctx, c.id.Client, roomID, greq)
-		if err != nil {
-			return fmt.Errorf("client: group info of %s: %w", roomID, err)
-		}
-		gi, tree, err := c.checkGroupInfoResponse(roomID, resp)
+		gi, tree, err := c.groupInfoAt(ctx, roomID, last, until)
 		if err != nil {
 			return err
 		}
@@ -921,6 +1008,42 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 		return nil
 	}
 	return last
+}
+
+// groupInfoAt fetches the room's GroupInfo and tree from the hub through
+// the provider (draft-ralston-mimi-protocol-02, Section 5.6) and checks
+// them (checkGroupInfoResponse). After refusal, a wrongEpoch answer to an
+// external commit (or nil for the first try), it fetches them again,
+// polling (see pollDelay), until they are of the epoch the hub named: one
+// served before the hub got there, by a provider that lags, would be
+// refused again. If none is by until, it returns refusal (joined with the
+// context's error if ctx ended).
+func (c *Client) groupInfoAt(ctx context.Context, roomID string, refusal error, until time.Time) (*wire.GroupInfo, wire.RatchetTree, error) {
+	greq := &mimi.GroupInfoRequest{
+		Protocol: mimi.ProtocolMLS10, CipherSuite: c.suite.ID(),
+		RequestingSignatureKey: c.SignaturePublicKey(), RequestingCredential: c.Credential(),
+	}
+	if err := greq.Sign(c.sigPriv); err != nil {
+		return nil, nil, fmt.Errorf("client: signing the GroupInfo request: %w", err)
+	}
+	want := hubEpoch(refusal)
+	delay := epochPollDelay
+	for {
+		resp, err := c.p.GroupInfo(ctx, c.id.Client, roomID, greq)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client: group info of %s: %w", roomID, err)
+		}
+		gi, tree, err := c.checkGroupInfoResponse(roomID, resp)
+		if err != nil || gi.GroupContext.Epoch >= want {
+			return gi, tree, err
+		}
+		if !pollDelay(ctx, &delay, until) {
+			if ctx.Err() != nil {
+				return nil, nil, errors.Join(refusal, ctx.Err())
+			}
+			return nil, nil, refusal
+		}
+	}
 }
 
 // checkGroupInfoResponse verifies a GroupInfoResponse for an external join
