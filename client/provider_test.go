@@ -330,3 +330,50 @@ func TestCommitUnresolvedThenCommit(t *testing.T) {
 		t.Fatalf("hub at %d, want %d", got, before+4)
 	}
 }
+
+// TestCommitAfterUnseenLeave: bob leaves (his proposals cached by the hub,
+// Section 3.5) while the fanout is held, so cathy's role change at
+// c.example omits them and the hub refuses it as notAllowed; cathy waits
+// for what she had not seen and, since one commit holds one
+// participant-list AppSync, commits bob's leave on its own first and her
+// change after it.
+func TestCommitAfterUnseenLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
+	if err := a1.SetRole(w.ctx, clubhouse, cathy, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	w.sync(all...)
+	before := l.epoch(clubhouse)
+	l.hold.Store(true)
+	if err := w.clients["ClientB1"].Leave(w.ctx, clubhouse); err != nil {
+		t.Fatalf("bob leaves: %v", err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(150 * time.Millisecond)
+		l.hold.Store(false)
+	}()
+	if err := c1.SetRole(w.ctx, clubhouse, alice, "member"); err != nil {
+		t.Fatalf("role change after an unseen leave: %v", err)
+	}
+	<-released
+	if got := l.epoch(clubhouse); got != before+2 {
+		t.Fatalf("hub at %d, want %d (the leave, then the role change)", got, before+2)
+	}
+	evs := w.sync(all...)
+	for _, n := range []string{"ClientB1", "ClientB2"} {
+		if find(evs[n], client.EventRemoved) == nil {
+			t.Fatalf("%s was not removed: %+v", n, evs[n])
+		}
+	}
+	ri := w.agree(clubhouse, "ClientA1", "ClientC1")
+	if r, _ := ri.Role(alice); r != "member" {
+		t.Fatalf("%+v", ri)
+	}
+}

@@ -493,6 +493,27 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Tim
 		if err != nil {
 			return err
 		}
+		if appSyncConflict(r.g, props) {
+			// A commit holds one AppSync per applicationId (RFC 9420
+			// extensions, AppSync): the cached one (another user's leave)
+			// is committed first, on its own, and our change after it.
+			pc, req, err := c.prepareCommit(r.g, &mls.CommitOptions{})
+			if err != nil {
+				return err
+			}
+			if err := c.sendCommit(ctx, r, pc, req); errors.Is(err, ErrWrongEpoch) {
+				last = err
+				continue
+			} else if err != nil {
+				return fmt.Errorf("client: committing the cached proposals first: %w", err)
+			}
+			if props, err = build(r); errors.Is(err, errNothingToCommit) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+		epoch, cached := r.g.Epoch(), len(r.g.PendingProposals())
 		pc, req, err := c.prepareCommit(r.g, &mls.CommitOptions{Proposals: props})
 		if err != nil {
 			return err
@@ -502,9 +523,57 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Tim
 			last = err
 			continue
 		}
+		if errors.Is(err, ErrNotAllowed) && try+1 < c.opts.MaxAttempts && c.awaitNews(ctx, roomID, epoch, cached, until) {
+			// The hub holds proposals we had not received yet (the next
+			// commit must include them, Section 3.5), or a change of the
+			// room we had not seen: they arrived, so decide again.
+			last = err
+			continue
+		}
 		return err
 	}
 	return last
+}
+
+// appSyncConflict reports whether props hold an AppSync for an
+// applicationId that a proposal cached in g's epoch also changes.
+func appSyncConflict(g *mls.Group, props []*wire.Proposal) bool {
+	ids := map[uint32]bool{}
+	for _, p := range g.PendingProposals() {
+		if as, ok := p.Proposal.Body.(*wire.AppSync); ok {
+			ids[as.ApplicationID] = true
+		}
+	}
+	for _, p := range props {
+		if as, ok := p.Body.(*wire.AppSync); ok && ids[as.ApplicationID] {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitNews waits, after the hub refused a commit as notAllowed although
+// the client's own view of the room allowed it, for something the hub saw
+// and the client did not: proposals cached in the epoch beyond the cached
+// it had, or a new epoch. It syncs and polls (see pollDelay) until then,
+// until, or ctx ends, and reports whether something arrived.
+func (c *Client) awaitNews(ctx context.Context, roomID string, epoch uint64, cached int, until time.Time) bool {
+	delay := epochPollDelay
+	for {
+		if c.syncLocked(ctx) != nil {
+			return false
+		}
+		r := c.rooms[roomID]
+		if r == nil {
+			return false
+		}
+		if r.g.Epoch() != epoch || len(r.g.PendingProposals()) > cached {
+			return true
+		}
+		if !pollDelay(ctx, &delay, until) {
+			return false
+		}
+	}
 }
 
 // prepareCommit creates a commit of g and its UpdateRequest.
