@@ -27,6 +27,16 @@ const (
 	// client's group to reach the epoch a hub named in a wrongEpoch or
 	// epochTooOld answer before it gives up (see Options.EpochWait).
 	DefaultEpochWait = 5 * time.Second
+	// DefaultPastEpochs is how many past epochs a room's group keeps for
+	// application messages that arrive late (mls.Config.PastEpochs, RFC
+	// 9420 Section 15.2 leaves it to the application). A provider's
+	// fanout may deliver a room's messages only after commits moved the
+	// group on: after a follower's outage or a partition its clients may
+	// still reach the hub and commit while the hub's backlog to their
+	// provider waits (draft-ralston-mimi-protocol-02, Section 5.5). The
+	// keys of unused generations of these epochs stay in memory and in the
+	// saved state until then.
+	DefaultPastEpochs = 8
 	// DefaultInboxBatch is how many inbox entries Sync asks for at once.
 	DefaultInboxBatch = 256
 	// MaxKeyPackages bounds one PublishKeyPackages call.
@@ -55,6 +65,10 @@ type Options struct {
 	// would exceed EpochWait, or the context ends, the operation gives up
 	// with the hub's refusal (matching ErrWrongEpoch).
 	EpochWait time.Duration
+	// PastEpochs is how many past epochs each room's group keeps for late
+	// application messages; 0 means DefaultPastEpochs, negative keeps
+	// none.
+	PastEpochs int
 	// InboxBatch is the inbox page size Sync uses; 0 means
 	// DefaultInboxBatch.
 	InboxBatch int
@@ -210,8 +224,13 @@ func (c *Client) signer() mls.Signer {
 // when they name the same client URI (RFC 9420, Sections 5.3.1 and 12.2;
 // docs/wire.md).
 func (c *Client) mlsConfig() mls.Config {
+	past := c.opts.PastEpochs
+	if past == 0 {
+		past = DefaultPastEpochs
+	}
 	return mls.Config{
-		Clock: c.opts.Clock,
+		Clock:      c.opts.Clock,
+		PastEpochs: past,
 		VerifyCredential: func(ln *wire.LeafNode) error {
 			_, err := mimi.IdentityFromCredential(&ln.Credential)
 			return err

@@ -377,3 +377,37 @@ func TestCommitAfterUnseenLeave(t *testing.T) {
 		t.Fatalf("%+v", ri)
 	}
 }
+
+// TestLateMessageAfterOwnCommits: while the hub's fanout to c.example
+// waits, cathy's own commits (relayed by c.example, which still reaches
+// the hub) move her group three epochs past a message bob sent before
+// them; when the backlog arrives she still decrypts it (past epochs kept,
+// Options.PastEpochs; draft-ralston-mimi-protocol-02, Section 5.5).
+func TestLateMessageAfterOwnCommits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	c1 := w.clients["ClientC1"]
+	if err := w.clients["ClientA1"].SetRole(w.ctx, clubhouse, cathy, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	w.sync(all...)
+	l.hold.Store(true)
+	if _, err := w.clients["ClientB1"].Send(w.ctx, clubhouse, []byte("before your commits")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := c1.Commit(w.ctx, clubhouse); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.hold.Store(false)
+	evs := w.sync("ClientC1")
+	if ev := find(evs["ClientC1"], client.EventMessage); ev == nil || string(ev.Data) != "before your commits" {
+		t.Fatalf("cathy: %+v", evs["ClientC1"])
+	}
+	w.sync(all...)
+	w.agree(clubhouse, all...)
+}
