@@ -9,25 +9,58 @@
 // (draft-ralston-mimi-protocol-02, Sections 5.4 and 5.5: message submission
 // and fanout).
 //
-// With Config.MembershipEvery set, every room also has a membership actor:
-// an admin client that adds the client of a new user at a random provider
-// (key material claim and a commit with a Welcome) or removes a user it
-// added, through the kills, retrying as the senders do (Sections 3.2,
-// 3.3, 3.5, 5.2 and 5.3).
+// With Config.MembershipEvery set, every room also has a membership actor
+// that, through the kills, makes one of Config.MembershipOps (tools/chaos
+// -membership-ops; default all) every MembershipEvery on average,
+// retrying as the senders do: its admin client adds the client of a new
+// user at a random provider (key material claim and a commit with a
+// Welcome) or removes a user it added (Sections 3.2, 3.3, 3.5, 5.2 and
+// 5.3); a client of such a user leaves (Leave: proposals the hub caches,
+// completed by the admin's next commit or by another member's Send); a
+// new client of such a user joins by external commit (JoinNewDevice,
+// Sections 3.6 and 5.6); or the room's two other admins commit a change
+// each in the same epoch, so that the hub takes one and answers the other
+// wrongEpoch, whose sender syncs and commits again.
+//
+// Some turns of the chaos loop fault a node or a link instead of killing
+// one. With Config.FreezeShare (tools/chaos -freeze-share, -freeze) a
+// turn freezes a node drawn as a kill's victim, hub or follower, leaders
+// included, with SIGSTOP for FreezeMin..FreezeMax (1-8 s), then SIGCONT:
+// its sockets stay open but it answers nothing. With
+// Config.PartitionShare (-partition-share, -partition) a turn cuts the
+// network between the hub and b.example or c.example for
+// PartitionMin..PartitionMax (2-8 s), both directions, refused
+// (connections reset) or black-holed (nothing crosses and nothing fails
+// until it heals) with equal odds. Every provider reaches each peer
+// through a link proxy of its own (Topology.Link), which the cut acts on;
+// the hub's /notify times out after 4 s there
+// (TopologyConfig.FanoutSendTimeout), so longer cuts and freezes make it
+// send again.
 //
 // At the end every client syncs its inbox and Check compares what each
 // client received with the hub's event log (read through the admin API's
-// StreamEvents): every acknowledged submission (SubmitAccepted, or a
-// commit's success) is in the hub log exactly once and no refused one is,
-// every message is of the room's epoch at its position, every client
-// receives the Welcome that added it and every room event of its
-// membership (up to the commit removing it) exactly once and in the hub's
-// order, and nothing is received that the hub log does not hold or that
+// StreamEvents): every acknowledged submission, commit or proposal is in
+// the hub log exactly once and no refused one is, every message is of the
+// room's epoch at its position, and the commit ending an epoch includes
+// every proposal accepted in it. Every client receives the Welcome that
+// added it and every room event of its membership (up to the commit
+// removing it) exactly once and in the hub's order, its own proposals and
+// commits included (only its own application messages may be missing); a
+// client that joined by external commit has no Welcome and receives its
+// own commit back. A client whose user left receives the epoch's remaining
+// proposals and the commit removing it, but no application message
+// ordered after the leave proposals, and reports EventRemoved exactly at
+// that commit. Nothing is received that the hub log does not hold or that
 // falls outside the client's membership. Every member's MLS epoch,
 // participant list and members must agree with the hub's room state
-// (admin API GetRoom), and every cluster's nodes must hold identical
-// logs and digests. When problems are found, the hub log, the submissions and the
-// inboxes are written into Config.Dir (trace-*.txt).
+// (admin API GetRoom), and every cluster's nodes must hold identical logs
+// and digests. The fault turns add their own problems: two leaders of one
+// term, or a resumed leader that still leads its old term 10 s after
+// another was elected (split-brain); a leader frozen for 4 s with no
+// other node elected (no-failover); and a fanout backlog for a follower
+// not delivered within 60 s of a resume or heal (fanout-backlog-stuck).
+// When problems are found, the hub log, the submissions and the inboxes
+// are written into Config.Dir (trace-*.txt).
 //
 // # Deployment modelled
 //
