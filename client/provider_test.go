@@ -411,3 +411,37 @@ func TestLateMessageAfterOwnCommits(t *testing.T) {
 	w.sync(all...)
 	w.agree(clubhouse, all...)
 }
+
+// TestTwoLeavesInOneEpoch: bob leaves, then cathy leaves before anyone
+// committed bob's leave; one commit holds one participant-list AppSync,
+// so cathy's client completes bob's leave first (Section 3.5), then
+// proposes hers, which alice's next commit completes.
+func TestTwoLeavesInOneEpoch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	before := l.epoch(clubhouse)
+	if err := w.clients["ClientB1"].Leave(w.ctx, clubhouse); err != nil {
+		t.Fatalf("bob leaves: %v", err)
+	}
+	if err := w.clients["ClientC1"].Leave(w.ctx, clubhouse); err != nil {
+		t.Fatalf("cathy leaves after bob: %v", err)
+	}
+	if err := w.clients["ClientA1"].Commit(w.ctx, clubhouse); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.epoch(clubhouse); got != before+2 {
+		t.Fatalf("hub at %d, want %d", got, before+2)
+	}
+	evs := w.sync("ClientB1", "ClientB2", "ClientC1")
+	for _, n := range []string{"ClientB1", "ClientB2", "ClientC1"} {
+		if find(evs[n], client.EventRemoved) == nil {
+			t.Fatalf("%s was not removed: %+v", n, evs[n])
+		}
+	}
+	ri := w.agree(clubhouse, "ClientA1")
+	if len(ri.Members) != 1 {
+		t.Fatalf("members %+v", ri.Members)
+	}
+}

@@ -743,6 +743,16 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 		if _, ok := rm.Participant(c.id.User); !ok {
 			return fmt.Errorf("%w: %s in %s", ErrNotParticipant, c.id.User, roomID)
 		}
+		leave := &mimi.ChangeSet{Remove: []string{c.id.User}}
+		if appSyncConflict(r.g, []*wire.Proposal{appSyncProposal(leave)}) {
+			// Another user's leave is cached, and the next commit could
+			// not hold both participant-list AppSyncs: complete it first
+			// (Section 3.5), then leave.
+			if err := c.commitLocked(ctx, roomID, until, func(*room) ([]*wire.Proposal, error) { return nil, nil }); err != nil {
+				return fmt.Errorf("client: committing the cached proposals before leaving: %w", err)
+			}
+			continue
+		}
 		work, err := c.cloneGroup(r.g)
 		if err != nil {
 			return err
@@ -762,7 +772,7 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 			}
 			msgs = append(msgs, sp.Message)
 		}
-		sp, err := work.ProposeAppSync((&mimi.ChangeSet{Remove: []string{c.id.User}}).AppSync(), nil)
+		sp, err := work.ProposeAppSync(leave.AppSync(), nil)
 		if err != nil {
 			return fmt.Errorf("client: proposing the participant list change: %w", err)
 		}
