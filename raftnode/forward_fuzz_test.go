@@ -62,6 +62,7 @@ func FuzzServeForward(f *testing.F) {
 	f.Add(barrier)
 	f.Add(append(append(append([]byte(nil), apply...), barrier...), apply[:len(apply)-1]...))
 	f.Add(forwardRequest(9, 1, []byte{1}))
+	f.Add(forwardRequest(opNotice, 0, []byte("poke\nb.example")))
 	f.Add(forwardRequest(opApply, 1, make([]byte, maxCmd+1))[:reqHeaderLen])
 	f.Fuzz(func(t *testing.T, in []byte) {
 		// The frames a correct handler answers.
@@ -94,7 +95,9 @@ func FuzzServeForward(f *testing.F) {
 			switch {
 			case status > statusUnknown:
 				t.Fatalf("response %d: status %d", i, status)
-			case (op != opApply && op != opBarrier) && status != statusError:
+			case op == opNotice && (status != statusOK || length != 0):
+				t.Fatalf("response %d to a notice: status %d, %d bytes", i, status, length)
+			case (op != opApply && op != opBarrier && op != opNotice) && status != statusError:
 				t.Fatalf("response %d to op %d: status %d", i, op, status)
 			case op == opApply && status == statusOK:
 				if _, err := n.codec.DecodeResult(payload); err != nil {
