@@ -638,15 +638,21 @@ func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit,
 // it accepted last, sent again, with its first success
 // (draft-ralston-mimi-protocol-02, Section 5.3).
 func (c *Client) update(ctx context.Context, roomID string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
-	var resp *mimi.UpdateRoomResponse
+	return answered(ctx, c, func() (*mimi.UpdateRoomResponse, error) { return c.p.Update(ctx, c.id.Client, roomID, req) })
+}
+
+// answered makes call through resend and returns its answer; a nil answer
+// without an error counts as none.
+func answered[T any](ctx context.Context, c *Client, call func() (*T, error)) (*T, error) {
+	var out *T
 	err := c.resend(ctx, func() (err error) {
-		resp, err = c.p.Update(ctx, c.id.Client, roomID, req)
-		if err == nil && resp == nil {
+		out, err = call()
+		if err == nil && out == nil {
 			err = errors.New("no response")
 		}
 		return err
 	})
-	return resp, err
+	return out, err
 }
 
 // mergeOwn merges our commit that the hub accepted.
@@ -906,15 +912,9 @@ const resendDelay = 100 * time.Millisecond
 // acceptance (draft-ralston-mimi-protocol-02, Section 5.4), so a message
 // whose answer was lost is neither lost nor duplicated.
 func (c *Client) submit(ctx context.Context, roomID string, req *mimi.SubmitMessageRequest) (*mimi.SubmitMessageResponse, error) {
-	var resp *mimi.SubmitMessageResponse
-	err := c.resend(ctx, func() (err error) {
-		resp, err = c.p.SubmitMessage(ctx, c.id.Client, roomID, req)
-		if err == nil && resp == nil {
-			err = errors.New("no response")
-		}
-		return err
+	return answered(ctx, c, func() (*mimi.SubmitMessageResponse, error) {
+		return c.p.SubmitMessage(ctx, c.id.Client, roomID, req)
 	})
-	return resp, err
 }
 
 // resend calls send until it returns no error (an answer came back), up to

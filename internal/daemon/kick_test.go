@@ -41,29 +41,9 @@ func TestClusterFanoutAfterWriteOnOtherNode(t *testing.T) {
 		cfg.Resolve = map[string]string{"b.example": fl.Addr().String()}
 		cfg.Fanout.ScanInterval = Duration(time.Hour)
 	}, false)
-	leader := c.leader(t)
-	var other *Daemon
-	for _, d := range c.ds {
-		if d != leader {
-			other = d
-		}
-	}
-
+	_, other := c.leaderAndOther(t)
 	const room = "mimi://a.example/r/kick"
-	msg, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: &wire.PrivateMessage{
-		GroupID: []byte("kick-group"), ContentType: wire.ContentApplication, EncryptedSenderData: []byte{1}, Ciphertext: []byte{2},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := projections.EncodeCommand(&projections.Command{Ops: []projections.Op{
-		projections.EventOp(room, 1, &eventlog.RoomCreated{Hub: "a.example", Creator: "mimi://a.example/u/alice"}),
-		projections.EventOp(room, 2, &eventlog.ApplicationMessageAccepted{Message: msg, Sender: "mimi://a.example/d/alice1"}),
-		projections.EventOp(room, 2, &eventlog.FanoutEnqueued{Destinations: []string{"b.example"}, Back: 1, Part: eventlog.PartMessage}),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd := roomForB(t, room)
 	start := time.Now()
 	if res, err := other.repl.Apply(ctx, cmd); err != nil || res.Err != nil {
 		t.Fatalf("write through a non-leader node: %v, %v", err, res.Err)
@@ -95,29 +75,9 @@ func TestClusterPokeThroughOtherNode(t *testing.T) {
 		cfg.Fanout.BackoffBase = Duration(time.Minute)
 		cfg.Fanout.BackoffCap = Duration(time.Minute)
 	}, false)
-	leader := c.leader(t)
-	var other *Daemon
-	for _, d := range c.ds {
-		if d != leader {
-			other = d
-		}
-	}
-
+	leader, other := c.leaderAndOther(t)
 	const room = "mimi://a.example/r/poke"
-	msg, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: &wire.PrivateMessage{
-		GroupID: []byte("poke-group"), ContentType: wire.ContentApplication, EncryptedSenderData: []byte{1}, Ciphertext: []byte{2},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := projections.EncodeCommand(&projections.Command{Ops: []projections.Op{
-		projections.EventOp(room, 1, &eventlog.RoomCreated{Hub: "a.example", Creator: "mimi://a.example/u/alice"}),
-		projections.EventOp(room, 2, &eventlog.ApplicationMessageAccepted{Message: msg, Sender: "mimi://a.example/d/alice1"}),
-		projections.EventOp(room, 2, &eventlog.FanoutEnqueued{Destinations: []string{"b.example"}, Back: 1, Part: eventlog.PartMessage}),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd := roomForB(t, room)
 	if res, err := leader.repl.Apply(ctx, cmd); err != nil || res.Err != nil {
 		t.Fatalf("write: %v, %v", err, res.Err)
 	}
@@ -169,4 +129,37 @@ func TestClusterPokeThroughOtherNode(t *testing.T) {
 		t.Fatal("delivered only at the scheduled retry")
 	}
 	t.Logf("delivered %v after b's request, %v before the scheduled retry", time.Since(start).Round(time.Millisecond), time.Until(next).Round(time.Second))
+}
+
+// leaderAndOther returns the cluster's Raft leader and another node.
+func (c *devCluster) leaderAndOther(t *testing.T) (leader, other *Daemon) {
+	leader = c.leader(t)
+	for _, d := range c.ds {
+		if d != leader {
+			return leader, d
+		}
+	}
+	t.Fatal("a cluster of one node")
+	return nil, nil
+}
+
+// roomForB is a command creating room at a.example with one application
+// message queued for b.example.
+func roomForB(t *testing.T, room string) []byte {
+	t.Helper()
+	msg, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: &wire.PrivateMessage{
+		GroupID: []byte(room + "-group"), ContentType: wire.ContentApplication, EncryptedSenderData: []byte{1}, Ciphertext: []byte{2},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := projections.EncodeCommand(&projections.Command{Ops: []projections.Op{
+		projections.EventOp(room, 1, &eventlog.RoomCreated{Hub: "a.example", Creator: "mimi://a.example/u/alice"}),
+		projections.EventOp(room, 2, &eventlog.ApplicationMessageAccepted{Message: msg, Sender: "mimi://a.example/d/alice1"}),
+		projections.EventOp(room, 2, &eventlog.FanoutEnqueued{Destinations: []string{"b.example"}, Back: 1, Part: eventlog.PartMessage}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd
 }
