@@ -466,12 +466,8 @@ func isMember(g *mls.Group, client string) bool {
 func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Time, build func(*room) ([]*wire.Proposal, error)) error {
 	var last error
 	for try := range c.opts.MaxAttempts {
-		if try == 0 {
-			if err := c.syncLocked(ctx); err != nil {
-				return err
-			}
-		} else if err := c.awaitEpoch(ctx, roomID, last, until); err != nil {
-			return err // every retry follows a wrongEpoch answer (last)
+		if err := c.beforeTry(ctx, roomID, try, last, until); err != nil {
+			return err
 		}
 		r, err := c.room(roomID)
 		if err != nil {
@@ -725,12 +721,8 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 	until := c.waitUntil()
 	var last error
 	for try := range c.opts.MaxAttempts {
-		if try == 0 {
-			if err := c.syncLocked(ctx); err != nil {
-				return err
-			}
-		} else if err := c.awaitEpoch(ctx, roomID, last, until); err != nil {
-			return err // every retry follows a wrongEpoch answer (last)
+		if err := c.beforeTry(ctx, roomID, try, last, until); err != nil {
+			return err
 		}
 		r, err := c.room(roomID)
 		if err != nil {
@@ -985,6 +977,16 @@ func pollDelay(ctx context.Context, delay *time.Duration, until time.Time) bool 
 	case <-t.C:
 		return true
 	}
+}
+
+// beforeTry syncs before an operation's first try; before a retry, which
+// follows a wrongEpoch answer (last), it waits for the epoch that answer
+// named (awaitEpoch).
+func (c *Client) beforeTry(ctx context.Context, roomID string, try int, last error, until time.Time) error {
+	if try == 0 {
+		return c.syncLocked(ctx)
+	}
+	return c.awaitEpoch(ctx, roomID, last, until)
 }
 
 // awaitEpoch is the wait before retrying after refusal, a wrongEpoch or

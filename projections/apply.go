@@ -1259,7 +1259,7 @@ func (t *tx) check(c *Condition) error {
 			err = fmt.Errorf("%w: %q", ErrRoomExists, c.Room)
 		}
 		return err
-	case CondRoomEpochIs:
+	case CondRoomEpochIs, CondRoomProposalsAre:
 		r, err := t.room(c.Room)
 		if err != nil {
 			return err
@@ -1267,16 +1267,7 @@ func (t *tx) check(c *Condition) error {
 		if r.Epoch != c.Epoch {
 			return &WrongEpochError{Room: c.Room, Current: r.Epoch, Proposed: c.Epoch}
 		}
-		return nil
-	case CondRoomProposalsAre:
-		r, err := t.room(c.Room)
-		if err != nil {
-			return err
-		}
-		if r.Epoch != c.Epoch {
-			return &WrongEpochError{Room: c.Room, Current: r.Epoch, Proposed: c.Epoch}
-		}
-		if r.Proposals != c.Proposals {
+		if c.Kind == CondRoomProposalsAre && r.Proposals != c.Proposals {
 			return fmt.Errorf("%w: room %q has %d proposals cached, the command expected %d", ErrProposalsChanged, c.Room, r.Proposals, c.Proposals)
 		}
 		return nil

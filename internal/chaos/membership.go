@@ -299,18 +299,10 @@ func (a *actor) newGuest(ctx context.Context) *simClient {
 		return nil
 	}
 	a.guests = append(a.guests, sc)
-	deadline := time.Now().Add(a.giveUp)
-	for {
-		err := sc.c.Enroll(ctx, guestKeyPackages)
-		if err == nil {
-			return sc
-		}
-		a.st.fail("enroll")
-		if !a.backoff(ctx, deadline) {
-			a.logf("chaos: membership of %s: gave up enrolling %s: %v", a.room, sc.id, err)
-			return nil
-		}
+	if !a.setUp(ctx, sc, "enrolling", func() error { return sc.c.Enroll(ctx, guestKeyPackages) }) {
+		return nil
 	}
+	return sc
 }
 
 // add creates a new user's client and has the admin add the user. It
@@ -440,6 +432,24 @@ func (a *actor) awaitEcho(ctx context.Context, sc *simClient, done func(*client.
 
 // backoff waits 200 ms to 1 s before the next attempt; it returns false
 // when ctx ended or deadline passed.
+// setUp runs step (registering or enrolling sc) until it succeeds or
+// GiveUp passes, backing off between tries; it reports whether it
+// succeeded.
+func (a *actor) setUp(ctx context.Context, sc *simClient, what string, step func() error) bool {
+	deadline := time.Now().Add(a.giveUp)
+	for {
+		err := step()
+		if err == nil {
+			return true
+		}
+		a.st.fail("enroll")
+		if !a.backoff(ctx, deadline) {
+			a.logf("chaos: membership of %s: gave up %s %s: %v", a.room, what, sc.id, err)
+			return false
+		}
+	}
+}
+
 func (a *actor) backoff(ctx context.Context, deadline time.Time) bool {
 	a.rngMu.Lock()
 	d := 200*time.Millisecond + time.Duration(a.rng.Int64N(int64(800*time.Millisecond)))

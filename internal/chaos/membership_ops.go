@@ -147,18 +147,10 @@ func (a *actor) join(ctx context.Context) bool {
 	}
 	a.guests = append(a.guests, sc)
 	a.fleet.rec.setLabel(sc.id, "join "+sc.id)
-	deadline := time.Now().Add(a.giveUp)
-	for {
-		err := sc.c.Register(ctx)
-		if err == nil {
-			break
-		}
-		a.st.fail("enroll")
-		if !a.backoff(ctx, deadline) {
-			a.logf("chaos: membership of %s: gave up registering %s: %v", a.room, sc.id, err)
-			return true
-		}
+	if !a.setUp(ctx, sc, "registering", func() error { return sc.c.Register(ctx) }) {
+		return true
 	}
+	deadline := time.Now().Add(a.giveUp)
 	for {
 		a.st.count(&a.st.calls)
 		err := sc.c.JoinNewDevice(ctx, a.room)
@@ -252,17 +244,8 @@ func (a *actor) addRacers(ctx context.Context) bool {
 			return false
 		}
 		a.guests = append(a.guests, sc)
-		deadline := time.Now().Add(a.giveUp)
-		for {
-			err := sc.c.Enroll(ctx, guestKeyPackages)
-			if err == nil {
-				break
-			}
-			a.st.fail("enroll")
-			if !a.backoff(ctx, deadline) {
-				a.logf("chaos: membership of %s: gave up enrolling %s: %v", a.room, sc.id, err)
-				return false
-			}
+		if !a.setUp(ctx, sc, "enrolling", func() error { return sc.c.Enroll(ctx, guestKeyPackages) }) {
+			return false
 		}
 		if ok, _ := a.addUser(ctx, a.admin, sc, "admin"); !ok {
 			return false
