@@ -59,7 +59,7 @@ func TestFlow(t *testing.T) {
 	w.process(w.aliceG, w.inbox(w.a, w.alice))
 	// Bob gets his own commit back, relayed through his provider
 	// (Section 5.5): the echo of the epoch he already left.
-	if got := w.inbox(w.b, w.bob); len(got) != 1 || !pastHandshake(w.bobG, &got[0].Message) {
+	if got := w.inbox(w.b, w.bob); len(got) != 1 || !providertest.PastHandshake(w.bobG, &got[0].Message) {
 		t.Fatalf("bob got %d messages, want the echo of his commit", len(got))
 	}
 	if w.aliceG.Epoch() != cathyG.Epoch() || w.bobG.Epoch() != cathyG.Epoch() {

@@ -146,7 +146,7 @@ func (w *world) process(g *mls.Group, msgs []mimi.FanoutMessage) []*mls.Processe
 	w.t.Helper()
 	var out []*mls.Processed
 	for i := range msgs {
-		if pastHandshake(g, &msgs[i].Message) {
+		if providertest.PastHandshake(g, &msgs[i].Message) {
 			continue // the echo of a commit or proposal g already applied
 		}
 		p, err := g.Process(&msgs[i].Message)
@@ -179,7 +179,7 @@ func (w *world) aliceAddsBob(role string) {
 	w.deliver()
 	w.bobG = w.bob.Join(w.t, w.welcomeFor(w.inbox(w.b, w.bob)))
 	// Alice, local to the hub, gets her own commit back (Section 5.5).
-	if es := w.inbox(w.a, w.alice); len(es) != 1 || !pastHandshake(w.aliceG, &es[0].Message) {
+	if es := w.inbox(w.a, w.alice); len(es) != 1 || !providertest.PastHandshake(w.aliceG, &es[0].Message) {
 		w.t.Fatalf("alice's inbox after adding bob: %d entries, want the echo of her commit", len(es))
 	}
 }
@@ -192,12 +192,4 @@ func mustRoom(t testing.TB, rec *projections.Room) *mimi.Room {
 		t.Fatal(err)
 	}
 	return rm
-}
-
-// pastHandshake reports whether msg is a proposal or commit of an epoch
-// before g's: what a client drops, as the echo of its own commit
-// (draft-ralston-mimi-protocol-02, Section 5.5).
-func pastHandshake(g *mls.Group, msg *wire.MLSMessage) bool {
-	pm := msg.PublicMessage
-	return pm != nil && pm.Content.ContentType != wire.ContentApplication && pm.Content.Epoch < g.Epoch()
 }

@@ -334,7 +334,7 @@ func TestHTTPGroupInfo(t *testing.T) {
 	f.process(f.aliceG, f.inbox(f.a, f.alice))
 	f.process(f.bobG, f.inbox(f.b, f.bob))
 	// bob2 gets its own commit back (Section 5.5).
-	if got := f.inbox(f.b, bob2); len(got) != 1 || !pastHandshake(pc.Group(), &got[0].Message) {
+	if got := f.inbox(f.b, bob2); len(got) != 1 || !providertest.PastHandshake(pc.Group(), &got[0].Message) {
 		t.Fatalf("bob2 got %d messages, want the echo of its commit", len(got))
 	}
 	// bob2 is a member at b.example now: it receives Alice's messages.

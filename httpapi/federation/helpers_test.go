@@ -159,7 +159,7 @@ func (f *fabric) process(g *mls.Group, msgs []mimi.FanoutMessage) []*mls.Process
 	f.t.Helper()
 	var out []*mls.Processed
 	for i := range msgs {
-		if pastHandshake(g, &msgs[i].Message) {
+		if providertest.PastHandshake(g, &msgs[i].Message) {
 			continue // the echo of a commit or proposal g already applied
 		}
 		p, err := g.Process(&msgs[i].Message)
@@ -215,12 +215,4 @@ func (f *fabric) aliceAddsBob(role string) {
 		}
 	}
 	f.t.Fatal("no Welcome for bob")
-}
-
-// pastHandshake reports whether msg is a proposal or commit of an epoch
-// before g's: what a client drops, as the echo of its own commit
-// (draft-ralston-mimi-protocol-02, Section 5.5).
-func pastHandshake(g *mls.Group, msg *wire.MLSMessage) bool {
-	pm := msg.PublicMessage
-	return pm != nil && pm.Content.ContentType != wire.ContentApplication && pm.Content.Epoch < g.Epoch()
 }

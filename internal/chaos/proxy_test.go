@@ -145,24 +145,40 @@ func expectLine(t *testing.T, r *bufio.Reader, c net.Conn, want, what string) {
 	}
 }
 
+// oneBackendProxy starts a proxy to addr, closed at the end of the test.
+func oneBackendProxy(t *testing.T, addr string) *Proxy {
+	t.Helper()
+	p, err := NewProxy("127.0.0.1:0", []Backend{{Addr: addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// connectedThrough opens a connection through p to an echoBackend named
+// "b" and checks one line goes through; the connection is closed at the
+// end of the test.
+func connectedThrough(t *testing.T, p *Proxy) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	held, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	r := bufio.NewReader(held)
+	fmt.Fprintln(held, "before")
+	expectLine(t, r, held, "b before", "before the cut")
+	return held, r
+}
+
 // TestProxyRefused: a Refused cut resets the open connections and every
 // new one; healed, the proxy forwards again.
 func TestProxyRefused(t *testing.T) {
 	b := echoBackend(t, "b")
 	defer b.Close()
-	p, err := NewProxy("127.0.0.1:0", []Backend{{Addr: b.Addr().String()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	held, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	r := bufio.NewReader(held)
-	fmt.Fprintln(held, "before")
-	expectLine(t, r, held, "b before", "before the cut")
+	p := oneBackendProxy(t, b.Addr().String())
+	held, r := connectedThrough(t, p)
 
 	p.SetCut(Refused)
 	_ = held.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -218,25 +234,10 @@ func TestProxyBlackHoled(t *testing.T) {
 		c.Close()
 		closes <- struct{}{}
 	}()
-	p, err := NewProxy("127.0.0.1:0", []Backend{{Addr: b.Addr().String()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	pw, err := NewProxy("127.0.0.1:0", []Backend{{Addr: watcher.Addr().String()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pw.Close()
+	p := oneBackendProxy(t, b.Addr().String())
+	pw := oneBackendProxy(t, watcher.Addr().String())
 
-	held, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	r := bufio.NewReader(held)
-	fmt.Fprintln(held, "before")
-	expectLine(t, r, held, "b before", "before the cut")
+	held, r := connectedThrough(t, p)
 	leaving, err := net.Dial("tcp", pw.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -312,3 +312,11 @@ func ExternalJoin(t testing.TB, c *Client, resp *mimi.GroupInfoResponse) (*mls.P
 		RatchetTreeOption: &mimi.RatchetTreeOption{Representation: mimi.RatchetTreeFull, Tree: res.View().RatchetTree()},
 	}
 }
+
+// PastHandshake reports whether msg is a proposal or commit of an epoch
+// before g's: what a client drops, as the echo of its own commit
+// (draft-ralston-mimi-protocol-02, Section 5.5).
+func PastHandshake(g *mls.Group, msg *wire.MLSMessage) bool {
+	pm := msg.PublicMessage
+	return pm != nil && pm.Content.ContentType != wire.ContentApplication && pm.Content.Epoch < g.Epoch()
+}
