@@ -37,6 +37,13 @@ const (
 	// keys of unused generations of these epochs stay in memory and in the
 	// saved state until then.
 	DefaultPastEpochs = 8
+	// DefaultPastEpochTime is how long after a room's group left an epoch
+	// it keeps the epoch for late application messages beyond
+	// DefaultPastEpochs, at most mls.DefaultMaxPastEpochs epochs
+	// (mls.Config.PastEpochTime): a backlog held up by an outage or a
+	// partition is then decryptable however many commits the client made
+	// meanwhile, within that time.
+	DefaultPastEpochTime = 10 * time.Minute
 	// DefaultInboxBatch is how many inbox entries Sync asks for at once.
 	DefaultInboxBatch = 256
 	// MaxKeyPackages bounds one PublishKeyPackages call.
@@ -69,6 +76,13 @@ type Options struct {
 	// application messages; 0 means DefaultPastEpochs, negative keeps
 	// none.
 	PastEpochs int
+	// PastEpochTime keeps older past epochs until this long after the
+	// group left them (see mls.Config.PastEpochTime and MaxPastEpochs); 0
+	// means DefaultPastEpochTime, negative keeps only PastEpochs.
+	PastEpochTime time.Duration
+	// MaxPastEpochs bounds the past epochs kept under PastEpochTime; 0
+	// means mls.DefaultMaxPastEpochs.
+	MaxPastEpochs int
 	// InboxBatch is the inbox page size Sync uses; 0 means
 	// DefaultInboxBatch.
 	InboxBatch int
@@ -224,13 +238,18 @@ func (c *Client) signer() mls.Signer {
 // when they name the same client URI (RFC 9420, Sections 5.3.1 and 12.2;
 // docs/wire.md).
 func (c *Client) mlsConfig() mls.Config {
-	past := c.opts.PastEpochs
+	past, window := c.opts.PastEpochs, c.opts.PastEpochTime
 	if past == 0 {
 		past = DefaultPastEpochs
 	}
+	if window == 0 {
+		window = DefaultPastEpochTime
+	}
 	return mls.Config{
-		Clock:      c.opts.Clock,
-		PastEpochs: past,
+		Clock:         c.opts.Clock,
+		PastEpochs:    past,
+		PastEpochTime: window,
+		MaxPastEpochs: c.opts.MaxPastEpochs,
 		VerifyCredential: func(ln *wire.LeafNode) error {
 			_, err := mimi.IdentityFromCredential(&ln.Credential)
 			return err

@@ -380,9 +380,10 @@ func TestCommitAfterUnseenLeave(t *testing.T) {
 
 // TestLateMessageAfterOwnCommits: while the hub's fanout to c.example
 // waits, cathy's own commits (relayed by c.example, which still reaches
-// the hub) move her group three epochs past a message bob sent before
-// them; when the backlog arrives she still decrypts it (past epochs kept,
-// Options.PastEpochs; draft-ralston-mimi-protocol-02, Section 5.5).
+// the hub) move her group more epochs past a message bob sent before
+// them than DefaultPastEpochs; when the backlog arrives she still
+// decrypts it (past epochs kept for Options.PastEpochTime;
+// draft-ralston-mimi-protocol-02, Section 5.5).
 func TestLateMessageAfterOwnCommits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three Raft nodes")
@@ -398,7 +399,7 @@ func TestLateMessageAfterOwnCommits(t *testing.T) {
 	if _, err := w.clients["ClientB1"].Send(w.ctx, clubhouse, []byte("before your commits")); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
+	for range client.DefaultPastEpochs + 2 {
 		if err := c1.Commit(w.ctx, clubhouse); err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,9 @@ const (
 	// sender data secrets and member signature keys are kept for late
 	// application messages (RFC 9420, Section 15.3).
 	DefaultPastEpochs = 2
+	// DefaultMaxPastEpochs bounds the past epochs kept under
+	// Config.PastEpochTime when Config.MaxPastEpochs is zero.
+	DefaultMaxPastEpochs = 64
 	// DefaultResumptionPSKs is the number of epochs (the current one
 	// included) whose resumption_psk is kept (RFC 9420, Section 8.6: "The
 	// application SHOULD specify an upper limit").
@@ -63,8 +66,20 @@ type Config struct {
 	// from the group's own history.
 	ResumptionPSK func(groupID []byte, epoch uint64) ([]byte, error)
 	// PastEpochs is how many past epochs are kept for late application
-	// messages; 0 means DefaultPastEpochs, negative keeps none.
+	// messages whatever their age; 0 means DefaultPastEpochs, negative
+	// keeps none (RFC 9420, Section 15.3 leaves the retention to the
+	// application).
 	PastEpochs int
+	// PastEpochTime, when positive, also keeps older past epochs until
+	// this long after the group left them, at most MaxPastEpochs in all:
+	// late messages are then bounded by time instead of by the number of
+	// commits in between. Expired epochs are deleted when the group
+	// advances, when a message for a past epoch arrives and when the state
+	// is marshaled. The clock is Clock.
+	PastEpochTime time.Duration
+	// MaxPastEpochs bounds the past epochs kept under PastEpochTime; 0
+	// means DefaultMaxPastEpochs. PastEpochs is kept even when larger.
+	MaxPastEpochs int
 	// ResumptionPSKs is how many epochs' resumption_psk are kept; 0 means
 	// DefaultResumptionPSKs, negative keeps only the current one.
 	ResumptionPSKs int
@@ -101,6 +116,28 @@ func (c *Config) pastEpochs() int {
 		return 0
 	}
 	return c.PastEpochs
+}
+
+// keepPast returns the suffix of past (oldest first) that the retention
+// rules keep at now: the newest pastEpochs() entries, and newer than
+// PastEpochTime up to MaxPastEpochs.
+func (c *Config) keepPast(past []*pastEpoch, now time.Time) []*pastEpoch {
+	count, limit := c.pastEpochs(), 0
+	if c.PastEpochTime > 0 {
+		limit = c.MaxPastEpochs
+		if limit <= 0 {
+			limit = DefaultMaxPastEpochs
+		}
+	}
+	keep := 0
+	for k := len(past) - 1; k >= 0; k-- {
+		n := len(past) - k // 1 for the newest
+		if n > count && (n > limit || now.Sub(past[k].ended) >= c.PastEpochTime) {
+			break
+		}
+		keep = n
+	}
+	return past[len(past)-keep:]
 }
 
 func (c *Config) resumptionPSKs() int {

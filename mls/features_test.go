@@ -3,6 +3,7 @@ package mls_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -96,6 +97,93 @@ func TestPastEpochs(t *testing.T) {
 	}
 	// c keeps the default (2 past epochs).
 	mustProcess(t, c, old2)
+}
+
+// TestPastEpochTime: with Config.PastEpochTime, past epochs beyond
+// PastEpochs are kept until that long after the group left them, at most
+// MaxPastEpochs, through a state round trip; then they are deleted.
+func TestPastEpochTime(t *testing.T) {
+	tg := newTestGroup(t, suite1, 3)
+	a, b := tg.members[0], tg.members[1]
+	now := time.Unix(1_800_000_000, 0)
+	cfg := mls.Config{Clock: func() time.Time { return now }, PastEpochs: 1, PastEpochTime: time.Minute, MaxPastEpochs: 6}
+	b.SetConfig(cfg)
+	// Two messages in each of eight epochs, one second apart.
+	type pair struct{ first, second *wire.MLSMessage }
+	var late []pair
+	for range 8 {
+		e := a.Epoch()
+		late = append(late, pair{protect(t, a, fmt.Sprint(e)), protect(t, a, fmt.Sprint(e))})
+		pc, err := tg.members[2].Commit(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.deliver(2, pc.Message)
+		if err := pc.Merge(); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Second)
+	}
+	process := func(g *mls.Group, m *wire.MLSMessage, kept bool) {
+		t.Helper()
+		p, err := g.Process(roundTrip(t, m))
+		switch {
+		case !kept && !errors.Is(err, mls.ErrWrongEpoch):
+			t.Fatalf("message of epoch %d: %v, want ErrWrongEpoch", m.PrivateMessage.Epoch, err)
+		case kept && err != nil:
+			t.Fatalf("message of epoch %d: %v", m.PrivateMessage.Epoch, err)
+		case kept && string(p.ApplicationData) != fmt.Sprint(m.PrivateMessage.Epoch):
+			t.Fatalf("wrong plaintext %q", p.ApplicationData)
+		}
+	}
+	// A restored copy keeps when each epoch ended.
+	rb, err := mls.UnmarshalState(state(t, b), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*mls.Group{b, rb} {
+		for i, l := range late {
+			process(g, l.first, i >= 2) // MaxPastEpochs: the newest six
+		}
+	}
+	// A minute after the group left them, all but the newest past epoch
+	// (PastEpochs) are gone, from memory and from the saved state.
+	now = now.Add(time.Minute)
+	process(b, late[6].second, false)
+	process(b, late[7].second, true)
+	rb2, err := mls.UnmarshalState(state(t, rb), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	process(rb2, late[5].second, false)
+	process(rb2, late[7].second, true)
+}
+
+// TestStateVersion2: states of format version 2 (before past epochs
+// recorded when they ended) are still read.
+func TestStateVersion2(t *testing.T) {
+	tg := newTestGroup(t, suite1, 2)
+	a := tg.members[0]
+	a.SetConfig(mls.Config{PastEpochs: -1})
+	pc, err := a.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	st := state(t, a) // no past epochs: version 2 differs in its first byte only
+	v2 := append([]byte{2}, st[1:]...)
+	g, err := mls.UnmarshalState(v2, mls.Config{})
+	if err != nil {
+		t.Fatalf("version 2: %v", err)
+	}
+	if !bytes.Equal(state(t, g), st) {
+		t.Fatal("a version 2 state did not restore the same group")
+	}
+	if _, err := mls.UnmarshalState(append([]byte{1}, st[1:]...), mls.Config{}); !errors.Is(err, mls.ErrStateCorrupt) {
+		t.Fatalf("version 1: %v", err)
+	}
 }
 
 // TestStateRoundTrip: MarshalState is deterministic and complete: a

@@ -30,7 +30,9 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/openmimi/mimi/mls/appsync"
 	"github.com/openmimi/mimi/mls/cipher"
@@ -96,6 +98,7 @@ type cachedProposal struct {
 // messages (RFC 9420, Section 15.3).
 type pastEpoch struct {
 	epoch      uint64
+	ended      time.Time // when the group left the epoch (Config.PastEpochTime)
 	ctx        *wire.GroupContext
 	senderData []byte
 	keys       *epochKeys
@@ -107,6 +110,16 @@ type pastEpoch struct {
 type resumptionEntry struct {
 	epoch uint64
 	psk   []byte
+}
+
+// expirePast deletes the past epochs that Config.PastEpochTime no longer
+// keeps (RFC 9420, Section 15.3: old epochs' secrets are deleted once
+// late messages are no longer expected).
+func (g *Group) expirePast() {
+	s := g.s
+	if kept := g.cfg.keepPast(s.past, g.cfg.now()); len(kept) < len(s.past) {
+		s.past = slices.Clone(kept)
+	}
 }
 
 func (p *pastEpoch) signatureKey(leaf uint32) []byte {

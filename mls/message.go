@@ -229,6 +229,7 @@ func (g *Group) processPrivate(m *wire.PrivateMessage) (*Processed, error) {
 	if m.ContentType != wire.ContentApplication {
 		return nil, fmt.Errorf("%w: handshake message for epoch %d, current %d", ErrWrongEpoch, m.Epoch, s.ctx.Epoch)
 	}
+	g.expirePast()
 	for _, p := range s.past {
 		if p.epoch != m.Epoch {
 			continue

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"time"
 
 	"github.com/openmimi/mimi/mls/cipher"
 	"github.com/openmimi/mimi/mls/codec"
@@ -17,8 +19,10 @@ import (
 // stateVersion is the format version of MarshalState output. Version 2
 // stores each epoch's secret tree as keyschedule.SecretTree.MarshalBinary
 // output instead of version 1's encryption_secret and ratchet logs;
-// version 1 states are refused with ErrStateCorrupt.
-const stateVersion = 2
+// version 1 states are refused with ErrStateCorrupt. Version 3 adds when
+// the group left each past epoch (Config.PastEpochTime); version 2 states
+// are read with that time unknown, as if long ago.
+const stateVersion = 3
 
 // MarshalState serializes the group's state so that it can be persisted
 // and restored with UnmarshalState. The encoding is deterministic (the
@@ -37,14 +41,16 @@ const stateVersion = 2
 // key that was consumed by an accepted message, so a stolen copy cannot
 // decrypt messages already received or sent, but it can decrypt every
 // later message of the stored epochs (and read everything the other
-// secrets protect): keep Config.PastEpochs small and encrypt the storage.
+// secrets protect): keep Config.PastEpochs and PastEpochTime small and
+// encrypt the storage.
 //
 // A message that Process rejects leaves MarshalState unchanged, even if
 // it decrypted: its key stays in the persisted state (the in-memory tree
 // has consumed it).
 //
 // A pending commit (PendingCommit) and the Config are not part of the
-// state.
+// state. Past epochs that Config.PastEpochTime no longer keeps are
+// deleted first.
 func (g *Group) MarshalState() ([]byte, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -52,6 +58,7 @@ func (g *Group) MarshalState() ([]byte, error) {
 }
 
 func (g *Group) marshalState() ([]byte, error) {
+	g.expirePast()
 	s := g.s
 	w := codec.NewWriter()
 	w.U8(stateVersion)
@@ -94,6 +101,7 @@ func (g *Group) marshalState() ([]byte, error) {
 	w.Vector(func(w *codec.Writer) {
 		for _, p := range s.past {
 			w.U64(p.epoch)
+			w.U64(unixMilli(p.ended))
 			p.ctx.MarshalMLS(w)
 			w.Opaque(p.senderData)
 			marshalKeys(w, p.keys)
@@ -125,6 +133,23 @@ func (g *Group) marshalState() ([]byte, error) {
 		return nil, fmt.Errorf("mls: encoding state: %w", err)
 	}
 	return b, nil
+}
+
+// unixMilli encodes t as milliseconds since the Unix epoch; the zero time
+// and times before 1970 are 0.
+func unixMilli(t time.Time) uint64 {
+	if ms := t.UnixMilli(); !t.IsZero() && ms > 0 {
+		return uint64(ms)
+	}
+	return 0
+}
+
+// fromUnixMilli decodes unixMilli's encoding (0 is the zero time).
+func fromUnixMilli(ms uint64) time.Time {
+	if ms == 0 || ms > math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(ms))
 }
 
 // secretFields lists the kept epoch secrets in their serialization order.
@@ -167,8 +192,9 @@ func unmarshalKeys(r *codec.Reader, s *cipher.Suite, cfg *Config) *epochKeys {
 // version, fails with ErrStateCorrupt.
 func UnmarshalState(data []byte, cfg Config) (*Group, error) {
 	r := codec.NewReader(bytes.Clone(data))
-	if v := r.U8("state.version"); r.Err() == nil && v != stateVersion {
-		return nil, fmt.Errorf("%w: state format version %d", ErrStateCorrupt, v)
+	version := r.U8("state.version")
+	if r.Err() == nil && version != stateVersion && version != 2 {
+		return nil, fmt.Errorf("%w: state format version %d", ErrStateCorrupt, version)
 	}
 	suiteID := cipher.SuiteID(r.U16("state.suite"))
 	if r.Err() != nil {
@@ -210,6 +236,9 @@ func UnmarshalState(data []byte, cfg Config) (*Group, error) {
 	})
 	r.Vector("state.past", func(r *codec.Reader) {
 		p := &pastEpoch{epoch: r.U64("past.epoch"), ctx: new(wire.GroupContext), sigKeys: map[uint32][]byte{}}
+		if version > 2 {
+			p.ended = fromUnixMilli(r.U64("past.ended"))
+		}
 		p.ctx.UnmarshalMLS(r)
 		p.senderData = r.Opaque("past.sender_data")
 		p.keys = unmarshalKeys(r, suite, &cfg)
