@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -274,6 +275,69 @@ func TestCommitAnswerLostWithProviders(t *testing.T) {
 	if r, _ := ri.Role(bob); r != "member" || l.epoch(clubhouse) != before+3 {
 		t.Fatalf("bob is %q at epoch %d, want member at %d", r, l.epoch(clubhouse), before+3)
 	}
+}
+
+// TestCommitUnresolvedAcrossRestart: a client saved while its commit's
+// outcome was unknown, and loaded again, still settles the commit: by its
+// echo when the hub accepted it, by sending the same request again when
+// the request never reached the hub (draft-ralston-mimi-protocol-02,
+// Sections 5.3 and 5.5).
+func TestCommitUnresolvedAcrossRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	restart := func(name string) {
+		t.Helper()
+		st, err := w.clients[name].Save()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.Load(st, l.provider(domainOf(w.clients[name].ID())), nil)
+		if err != nil {
+			t.Fatalf("%s: load: %v", name, err)
+		}
+		if again, err := c.Save(); err != nil || !bytes.Equal(again, st) {
+			t.Fatalf("%s: Save(Load(state)) differs (%v)", name, err)
+		}
+		w.clients[name] = c
+	}
+	c1 := w.clients["ClientC1"]
+	before := l.epoch(clubhouse)
+
+	// Accepted, every answer lost: the restored client merges the echo.
+	l.lose[c1.ID()] = true
+	if err := c1.Commit(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a commit with its answers lost: %v", err)
+	}
+	l.lose[c1.ID()] = false
+	restart("ClientC1")
+	w.sync(all...)
+	if got := w.agree(clubhouse, all...); got.Epoch != before+1 {
+		t.Fatalf("epoch %d after the echo, want %d", got.Epoch, before+1)
+	}
+
+	// Never reached the hub: the restored client sends the same commit
+	// again before its next one.
+	c1 = w.clients["ClientC1"]
+	l.drop[c1.ID()] = true
+	if err := c1.Commit(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a commit that never arrived: %v", err)
+	}
+	l.drop[c1.ID()] = false
+	if l.epoch(clubhouse) != before+1 {
+		t.Fatalf("hub at %d: the dropped commit arrived", l.epoch(clubhouse))
+	}
+	restart("ClientC1")
+	if err := w.clients["ClientC1"].Commit(w.ctx, clubhouse); err != nil {
+		t.Fatalf("committing after the restart: %v", err)
+	}
+	if got := l.epoch(clubhouse); got != before+3 {
+		t.Fatalf("hub at %d, want %d (the resent commit, then the new one)", got, before+3)
+	}
+	w.sync(all...)
+	w.agree(clubhouse, all...)
 }
 
 // TestCommitUnresolvedThenCommit: a client whose commit's outcome is

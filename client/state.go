@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -14,7 +15,7 @@ import (
 // stateMagic and stateVersion start every saved state.
 const (
 	stateMagic   = "mimi-client-state"
-	stateVersion = 1
+	stateVersion = 2 // 2 adds RoomState.unresolved; version 1 states are read
 )
 
 // Save serializes the client for Load: its identity and signature private
@@ -25,7 +26,7 @@ const (
 //
 //	struct {
 //	    opaque magic<V>;                 // "mimi-client-state"
-//	    uint8 version = 1;
+//	    uint8 version = 2;
 //	    opaque user_uri<V>;
 //	    opaque client_uri<V>;
 //	    CipherSuite cipher_suite;
@@ -39,12 +40,23 @@ const (
 //	    uint8 leaving;
 //	    opaque sent_hashes<V>;            // SHA-256 values, 32 octets each
 //	    opaque group_state<V>;
+//	    optional<UnresolvedCommit> unresolved;
 //	} RoomState;
+//	struct {
+//	    opaque pending_commit<V>;         // mls.PendingCommit.MarshalBinary
+//	    UpdateRequest request;            // as sent to the hub
+//	} UnresolvedCommit;
+//
+// A commit whose outcome is unknown (ErrOutcomeUnknown) is saved with the
+// request that carried it, so that a restored client still recognizes its
+// echo or sends the same request again (draft-ralston-mimi-protocol-02,
+// Section 5.3).
 //
 // THE OUTPUT IS SECRET: it holds the client's signature private key, its
 // KeyPackages' private keys and every group's epoch secrets (see
-// mls.Group.MarshalState). Encrypt it at rest. Events not yet returned by
-// Sync and commits whose outcome is unknown are not saved.
+// mls.Group.MarshalState), those of an unresolved commit's epoch
+// included. Encrypt it at rest. Events not yet returned by Sync are not
+// saved.
 func (c *Client) Save() ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -71,12 +83,19 @@ func (c *Client) saveLocked() ([]byte, error) {
 	}
 	sort.Strings(ids)
 	groups := make([][]byte, 0, len(ids))
-	for _, id := range ids {
-		st, err := c.rooms[id].g.MarshalState()
+	pending := make([][]byte, len(ids))
+	for i, id := range ids {
+		r := c.rooms[id]
+		st, err := r.g.MarshalState()
 		if err != nil {
 			return nil, fmt.Errorf("client: saving room %s: %w", id, err)
 		}
 		groups = append(groups, st)
+		if u := r.unresolved; u != nil && u.epoch == r.g.Epoch() {
+			if pending[i], err = u.pc.MarshalBinary(); err != nil && !errors.Is(err, mls.ErrStaleCommit) {
+				return nil, fmt.Errorf("client: saving room %s's unresolved commit: %w", id, err)
+			}
+		}
 	}
 	w := codec.NewWriter()
 	w.Opaque([]byte(stateMagic))
@@ -106,6 +125,10 @@ func (c *Client) saveLocked() ([]byte, error) {
 			}
 			w.Opaque(sent)
 			w.Opaque(groups[i])
+			w.Optional(pending[i] != nil, func(w *codec.Writer) {
+				w.Opaque(pending[i])
+				r.unresolved.req.MarshalMLS(w)
+			})
 		}
 	})
 	out, err := w.Bytes()
@@ -121,6 +144,8 @@ type savedRoom struct {
 	leaving bool
 	sent    []byte
 	group   []byte
+	pending []byte              // nil: no unresolved commit
+	req     *mimi.UpdateRequest // the unresolved commit's request
 }
 
 // Load restores a client saved with Save, talking to provider p with
@@ -136,8 +161,9 @@ func Load(data []byte, p Provider, opts *Options) (*Client, error) {
 	if string(r.Opaque("magic")) != stateMagic || r.Err() != nil {
 		return nil, bad("not a saved client state")
 	}
-	if v := r.U8("version"); r.Err() == nil && v != stateVersion {
-		return nil, bad("version %d", v)
+	version := r.U8("version")
+	if r.Err() == nil && version != stateVersion && version != 1 {
+		return nil, bad("version %d", version)
 	}
 	id := mimi.ClientIdentity{User: string(r.Opaque("user_uri")), Client: string(r.Opaque("client_uri"))}
 	suiteID := cipher.SuiteID(r.U16("cipher_suite"))
@@ -158,6 +184,13 @@ func Load(data []byte, p Provider, opts *Options) (*Client, error) {
 		}
 		sr.sent = r.Opaque("sent_hashes")
 		sr.group = r.Opaque("group_state")
+		if version > 1 {
+			r.Optional("unresolved", func(r *codec.Reader) {
+				sr.pending = r.Opaque("pending_commit")
+				sr.req = new(mimi.UpdateRequest)
+				sr.req.UnmarshalMLS(r)
+			})
+		}
 		rooms = append(rooms, sr)
 	})
 	if err := r.Done("ClientState"); err != nil {
@@ -233,6 +266,25 @@ func Load(data []byte, p Provider, opts *Options) (*Client, error) {
 			return nil, fmt.Errorf("%w: %w", ErrStateCorrupt, err)
 		}
 		rs := &room{id: sr.id, g: g, leaving: sr.leaving}
+		if sr.pending != nil {
+			if !sr.req.IsCommit() {
+				return nil, bad("room %s: the unresolved request is not a commit", sr.id)
+			}
+			pc, err := g.RestorePendingCommit(sr.pending)
+			if err != nil {
+				return nil, fmt.Errorf("%w: room %s: %w", ErrStateCorrupt, sr.id, err)
+			}
+			var made []byte
+			sent, err := codec.Marshal(&sr.req.ProposalOrCommit)
+			if pm := pc.Message.PublicMessage; err == nil && pm != nil {
+				made, err = codec.Marshal(pm)
+			}
+			if err != nil || made == nil || !bytes.Equal(sent, made) {
+				pc.Discard()
+				return nil, bad("room %s: the unresolved request does not carry the pending commit", sr.id)
+			}
+			rs.unresolved = &unresolvedCommit{pc: pc, req: sr.req, epoch: g.Epoch()}
+		}
 		for i := 0; i < len(sr.sent); i += 32 {
 			rs.sent = append(rs.sent, [32]byte(sr.sent[i:i+32]))
 		}
