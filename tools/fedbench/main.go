@@ -29,9 +29,18 @@
 // decrypts its messages, and the run fails unless every message reached
 // every receiver exactly once.
 //
+// With -floor (the default) it then runs the floor pipeline: the same
+// hops (c.example -> a.example POST, a.example -> b.example and c.example
+// POSTs of everything stored since the last round) with the same
+// certificates, sizes and concurrency, but with nothing behind them but
+// one fsynced Pebble write per provider: no Raft, event log,
+// projections, MLS or MIMI checks, inboxes or receiving clients. Its ratio
+// to the echo bounds what any implementation of this message path with
+// durable acceptance and delivery can reach on the machine.
+//
 // Usage:
 //
-//	go run ./tools/fedbench [-n 2000] [-concurrency 4] [-size 1024] [-preencrypt=true] [-json] [-cpuprofile file]
+//	go run ./tools/fedbench [-n 2000] [-concurrency 4] [-size 1024] [-preencrypt=true] [-floor=true] [-json] [-cpuprofile file]
 //
 // With -preencrypt (the default) each sender first encrypts its share of
 // the messages through the client SDK, unsent, and the measured window
@@ -69,6 +78,8 @@ type Config struct {
 	PollMs      float64       `json:"poll_ms"`
 	Timeout     time.Duration `json:"-"`
 	Verify      bool          `json:"verify"`
+	// Floor also measures the floor pipeline (runFloor).
+	Floor bool `json:"floor"`
 	// PreEncrypt: the senders encrypt their messages before the measured
 	// window, which then covers submitMessage to delivery only.
 	PreEncrypt bool `json:"pre_encrypt"`
@@ -108,8 +119,13 @@ type Report struct {
 	// RatioDelivered uses the end-to-end delivered rate instead.
 	RatioAccepted  float64 `json:"ratio_accepted"`
 	RatioDelivered float64 `json:"ratio_delivered"`
-	Target         float64 `json:"target_ratio"`
-	Check          string  `json:"check"`
+	// Floor is the floor pipeline (runFloor), RatioFloor its throughput
+	// over the baseline's: what any implementation of the message path
+	// could reach at most on this machine.
+	Floor      *FloorResult `json:"floor,omitempty"`
+	RatioFloor float64      `json:"ratio_floor,omitempty"`
+	Target     float64      `json:"target_ratio"`
+	Check      string       `json:"check"`
 }
 
 func main() {
@@ -129,6 +145,7 @@ func main() {
 	flag.StringVar(&c.MemProfile, "memprofile", "", "write the allocation profile at the end of the measured federation phase to this file, and the one at its start to FILE.start (go tool pprof -sample_index=alloc_space -base FILE.start FILE)")
 	flag.StringVar(&c.Dir, "dir", "", "parent of the temporary data directory (default the system temp dir)")
 	flag.BoolVar(&c.Keep, "keep", false, "keep the temporary data directory")
+	flag.BoolVar(&c.Floor, "floor", true, "also measure the floor pipeline: the same hops with only mutual-TLS HTTP/2 and one fsynced Pebble write per provider (no Raft, projections, checks or inboxes)")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	flag.Parse()
 	c.Log = os.Stderr
@@ -234,6 +251,17 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	if base.PerSec > 0 {
 		rep.RatioAccepted = round3(fed.AcceptedPerSec / base.PerSec)
 		rep.RatioDelivered = round3(fed.DeliveredPerSec / base.PerSec)
+	}
+	if c.Floor {
+		logf("floor: %d messages, concurrency %d", c.Messages, c.Concurrency)
+		fl, err := runFloor(ctx, f, dir, c.Messages, c.Concurrency, c.Size, c.Warmup)
+		if err != nil {
+			return rep, fmt.Errorf("floor: %w", err)
+		}
+		rep.Floor = fl
+		if base.PerSec > 0 {
+			rep.RatioFloor = round3(fl.PerSec / base.PerSec)
+		}
 	}
 	if err := fed.check(); err != nil {
 		rep.Check = err.Error()
@@ -373,6 +401,15 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "\nRATIO federation / baseline throughput\n")
 		fmt.Fprintf(w, "  accepted by hub     %.4f  (target >= %.1f: %s)\n", r.RatioAccepted, r.Target, verdict)
 		fmt.Fprintf(w, "  delivered to all    %.4f\n", r.RatioDelivered)
+	}
+	if fl := r.Floor; fl != nil {
+		fmt.Fprintf(w, "\nFLOOR  the same hops with only mutual-TLS HTTP/2 and one fsynced Pebble write per provider\n")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "  delivered to both\t%.1f msg/s\t(%d in %.3f s; %d /notify bodies)\n", fl.PerSec, fl.Messages, fl.Seconds, fl.Bodies)
+		fmt.Fprintf(tw, "  submit latency\tp50 %.3f ms\tp99 %.3f ms\n", fl.Latency.P50, fl.Latency.P99)
+		fmt.Fprintf(tw, "  process CPU\t%.2f s\t(%.3f ms per message)\n", fl.CPUSeconds, fl.CPUPerMsgM)
+		tw.Flush()
+		fmt.Fprintf(w, "  ratio floor / baseline  %.4f  (the most this machine allows the message path)\n", r.RatioFloor)
 	}
 	if r.Check != "" {
 		fmt.Fprintf(w, "\ncheck: %s\n", r.Check)

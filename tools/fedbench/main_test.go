@@ -29,7 +29,7 @@ func smoke(t *testing.T, pre bool) {
 	rep, err := Run(ctx, Config{
 		Messages: n, Concurrency: 2, Size: 1024, Warmup: 4,
 		Poll: time.Millisecond, Timeout: time.Minute, Verify: true, BaselineRounds: 2,
-		PreEncrypt: pre, Dir: t.TempDir(), Log: &log,
+		PreEncrypt: pre, Floor: pre, Dir: t.TempDir(), Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
@@ -85,9 +85,18 @@ func smoke(t *testing.T, pre bool) {
 		t.Errorf("baseline %+v, ratio %v", rep.Baseline, rep.RatioAccepted)
 	}
 
+	wantOut := []string{"FEDERATION", "BASELINE", "RATIO", "b.example", "follower", "check: ok"}
+	if pre {
+		if fl := rep.Floor; fl == nil || fl.Messages != n || fl.PerSec <= 0 || fl.Bodies < 1 || fl.Latency.Count != n || rep.RatioFloor <= 0 {
+			t.Errorf("floor %+v, ratio %v", rep.Floor, rep.RatioFloor)
+		}
+		wantOut = append(wantOut, "FLOOR")
+	} else if rep.Floor != nil {
+		t.Errorf("floor measured without Config.Floor")
+	}
 	var out bytes.Buffer
 	printReport(&out, rep)
-	for _, want := range []string{"FEDERATION", "BASELINE", "RATIO", "b.example", "follower", "check: ok"} {
+	for _, want := range wantOut {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
