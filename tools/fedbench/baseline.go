@@ -71,13 +71,7 @@ func runBaseline(ctx context.Context, f *fabric, requests, concurrency, size, wa
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Write(b)
 		}),
-		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{srvCert},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    f.ca.Pool(),
-			MinVersion:   tls.VersionTLS13,
-			NextProtos:   []string{"h2", "http/1.1"},
-		},
+		TLSConfig:         f.serverTLS(srvCert),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)
@@ -89,15 +83,7 @@ func runBaseline(ctx context.Context, f *fabric, requests, concurrency, size, wa
 		<-serveErr
 	}()
 
-	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{
-			Certificates: []tls.Certificate{cliCert},
-			RootCAs:      f.ca.Pool(),
-			ServerName:   hubDomain,
-			MinVersion:   tls.VersionTLS13,
-		},
-		ForceAttemptHTTP2: true,
-	}
+	tr := f.clientTransport(cliCert, hubDomain)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	url := "https://" + ln.Addr().String() + "/echo"
@@ -149,6 +135,33 @@ func runBaseline(ctx context.Context, f *fabric, requests, concurrency, size, wa
 		res.Rounds = append(res.Rounds, BaselineRound{PerSec: round3(r.PerSec), P50: r.Latency.P50, P99: r.Latency.P99, CPUPerReqM: round3(r.CPUPerReqM)})
 	}
 	return res, nil
+}
+
+// serverTLS is the TLS configuration of the baseline's and the floor's
+// servers: TLS 1.3, HTTP/2, a client certificate of the fabric's CA
+// required.
+func (f *fabric) serverTLS(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    f.ca.Pool(),
+		MinVersion:   tls.VersionTLS13,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+// clientTransport is an HTTP/2 client transport presenting cert to the
+// server named to.
+func (f *fabric) clientTransport(cert tls.Certificate, to string) *http.Transport {
+	return &http.Transport{
+		TLSClientConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			RootCAs:      f.ca.Pool(),
+			ServerName:   to,
+			MinVersion:   tls.VersionTLS13,
+		},
+		ForceAttemptHTTP2: true,
+	}
 }
 
 // baselineRound runs requests POSTs from concurrency goroutines.

@@ -77,11 +77,7 @@ func runFloor(ctx context.Context, f *fabric, dir string, messages, concurrency,
 		if err != nil {
 			return nil, err
 		}
-		tr := &http.Transport{
-			TLSClientConfig:   &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: f.ca.Pool(), ServerName: to, MinVersion: tls.VersionTLS13},
-			ForceAttemptHTTP2: true,
-		}
-		return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+		return &http.Client{Transport: f.clientTransport(cert, to), Timeout: 30 * time.Second}, nil
 	}
 
 	// The hub's fanout: one worker per follower, one body per round.
@@ -231,16 +227,7 @@ func openFloorNode(f *fabric, dir, domain string) (*floorNode, error) {
 		return nil, err
 	}
 	n := &floorNode{domain: domain, db: db, ln: ln}
-	n.srv = &http.Server{
-		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    f.ca.Pool(),
-			MinVersion:   tls.VersionTLS13,
-			NextProtos:   []string{"h2", "http/1.1"},
-		},
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	n.srv = &http.Server{TLSConfig: f.serverTLS(cert), ReadHeaderTimeout: 10 * time.Second}
 	return n, nil
 }
 
