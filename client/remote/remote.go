@@ -103,10 +103,12 @@ func NewSigner(clientURI string, suite cipher.SuiteID, priv []byte) (*Signer, er
 // PublicKey returns the signature public key (RFC 9420, Section 5.1.2).
 func (s *Signer) PublicKey() []byte { return bytes.Clone(s.pub) }
 
-// Saved-state header of package client (client.Client.Save).
+// Saved-state header of package client (client.Client.Save): versions 1
+// and 2 start alike.
 const (
-	stateMagic   = "mimi-client-state"
-	stateVersion = 1
+	stateMagic      = "mimi-client-state"
+	minStateVersion = 1
+	maxStateVersion = 2
 )
 
 // SignerFromState reads the Signer from a client's saved state (the output
@@ -119,7 +121,7 @@ func SignerFromState(state []byte) (*Signer, error) {
 	if string(r.Opaque("magic")) != stateMagic || r.Err() != nil {
 		return nil, fmt.Errorf("%w: not a saved client state", ErrInvalidSigner)
 	}
-	if v := r.U8("version"); r.Err() == nil && v != stateVersion {
+	if v := r.U8("version"); r.Err() == nil && (v < minStateVersion || v > maxStateVersion) {
 		return nil, fmt.Errorf("%w: saved client state version %d", ErrInvalidSigner, v)
 	}
 	_ = r.Opaque("user_uri")

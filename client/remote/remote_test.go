@@ -62,6 +62,11 @@ func TestSignerFor(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	v1 := append([]byte{}, st...)
+	v1[18] = 1 // the header of a version 1 state is the same
+	if s1, err := remote.SignerFromState(v1); err != nil || string(s1.PublicKey()) != string(s.PublicKey()) {
+		t.Errorf("version 1 state: %v", err)
+	}
 	for name, f := range map[string]func() error{
 		"bad URI":   func() error { _, err := remote.NewSigner(user, suite, s.Priv); return err },
 		"bad suite": func() error { _, err := remote.NewSigner(cl, 0x7777, s.Priv); return err },
