@@ -203,6 +203,9 @@ func TestPublishKeyPackagesLostAnswer(t *testing.T) {
 type lossyNet struct {
 	*realNet
 	lose, drop map[string]bool
+	// afterLost, when set, runs once when an update's answer is lost,
+	// after the hub decided it.
+	afterLost func()
 }
 
 func (l *lossyNet) provider(domain string) client.Provider {
@@ -226,6 +229,10 @@ func (l *lossyUpdates) Update(ctx context.Context, cl, room string, req *mimi.Up
 	}
 	resp, err := l.Provider.Update(ctx, cl, room, req)
 	if l.net.lose[cl] {
+		if f := l.net.afterLost; f != nil {
+			l.net.afterLost = nil
+			f()
+		}
 		return nil, errors.New("connection reset after the update")
 	}
 	return resp, err
@@ -274,6 +281,45 @@ func TestCommitAnswerLostWithProviders(t *testing.T) {
 	ri = w.agree(clubhouse, all...)
 	if r, _ := ri.Role(bob); r != "member" || l.epoch(clubhouse) != before+3 {
 		t.Fatalf("bob is %q at epoch %d, want member at %d", r, l.epoch(clubhouse), before+3)
+	}
+}
+
+// TestCommitAcceptedThenOvertaken: a commit's first try is accepted but
+// its answer lost, and another member commits on top of it before the
+// client sends it again; the hub answers that resend wrongEpoch, as it
+// recognizes only the commit it accepted last
+// (draft-ralston-mimi-protocol-02, Section 5.3). The client keeps the
+// commit pending, merges its echo and reports the change made, without
+// making it a second time over the other member's.
+func TestCommitAcceptedThenOvertaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
+	if err := a1.SetRole(w.ctx, clubhouse, cathy, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	w.sync(all...)
+	before := l.epoch(clubhouse)
+	l.lose[a1.ID()] = true
+	l.afterLost = func() {
+		l.lose[a1.ID()] = false
+		w.sync("ClientC1")
+		if err := c1.SetRole(w.ctx, clubhouse, bob, "member"); err != nil {
+			t.Errorf("cathy's commit on top: %v", err)
+		}
+	}
+	if err := a1.SetRole(w.ctx, clubhouse, bob, "reader"); err != nil {
+		t.Fatalf("alice's change, accepted at the first try: %v", err)
+	}
+	if got := l.epoch(clubhouse); got != before+2 {
+		t.Fatalf("hub at %d, want %d: alice's commit and cathy's", got, before+2)
+	}
+	w.sync(all...)
+	if r, _ := w.agree(clubhouse, all...).Role(bob); r != "member" {
+		t.Fatalf("bob is %q, want member (cathy's later change)", r)
 	}
 }
 

@@ -465,6 +465,7 @@ func isMember(g *mls.Group, client string) bool {
 // Options.MaxAttempts.
 func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Time, build func(*room) ([]*wire.Proposal, error)) error {
 	var last error
+	var mine *unresolvedCommit // a try of this change whose outcome is open
 	for try := range c.opts.MaxAttempts {
 		if err := c.beforeTry(ctx, roomID, try, last, until); err != nil {
 			return err
@@ -473,11 +474,14 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Tim
 		if err != nil {
 			return err
 		}
-		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
+		pending := r.unresolved
+		if merged, err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
 			last = err
 			continue
 		} else if err != nil {
 			return err
+		} else if merged && pending != nil && pending == mine {
+			return nil // an earlier try of this change was accepted after all
 		}
 		if r.leaving {
 			return fmt.Errorf("%w: %s", ErrLeaving, roomID)
@@ -516,6 +520,9 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Tim
 		}
 		err = c.sendCommit(ctx, r, pc, req)
 		if errors.Is(err, ErrWrongEpoch) {
+			if r.unresolved != nil && r.unresolved.pc == pc {
+				mine = r.unresolved
+			}
 			last = err
 			continue
 		}
@@ -615,12 +622,20 @@ func (c *Client) updateRequest(pc *mls.PendingCommit) (*mimi.UpdateRequest, erro
 // does not answer, the same request is sent again (see resend: the hub
 // answers the commit it accepted last with its first success,
 // draft-ralston-mimi-protocol-02, Section 5.3); if no answer ever comes,
-// the commit stays pending (ErrOutcomeUnknown).
+// the commit stays pending (ErrOutcomeUnknown). A wrongEpoch answer after
+// a try that got none also leaves it pending, unresolved: the hub
+// recognizes only the commit it accepted last, so the unanswered try may
+// have been accepted before another commit followed it; the echo or the
+// commit that won settles it (resolve).
 func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit, req *mimi.UpdateRequest) error {
-	resp, err := c.update(ctx, r.id, req)
+	resp, lost, err := c.update(ctx, r.id, req)
 	if err != nil {
 		r.unresolved = &unresolvedCommit{pc: pc, req: req, epoch: r.g.Epoch()}
 		return fmt.Errorf("%w: commit to %s: %w", ErrOutcomeUnknown, r.id, err)
+	}
+	if resp.Code == mimi.UpdateWrongEpoch && lost {
+		r.unresolved = &unresolvedCommit{pc: pc, req: req, epoch: r.g.Epoch()}
+		return updateError(r.id, resp)
 	}
 	if resp.Code != mimi.UpdateSuccess {
 		pc.Discard()
@@ -632,9 +647,16 @@ func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit,
 // update sends an UpdateRequest through the provider, again with the same
 // bytes while no answer comes back (see resend): the hub answers a commit
 // it accepted last, sent again, with its first success
-// (draft-ralston-mimi-protocol-02, Section 5.3).
-func (c *Client) update(ctx context.Context, roomID string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
-	return answered(ctx, c, func() (*mimi.UpdateRoomResponse, error) { return c.p.Update(ctx, c.id.Client, roomID, req) })
+// (draft-ralston-mimi-protocol-02, Section 5.3). lost reports that a try
+// went unanswered: the hub may have applied the request before the
+// answer that came.
+func (c *Client) update(ctx context.Context, roomID string, req *mimi.UpdateRequest) (resp *mimi.UpdateRoomResponse, lost bool, err error) {
+	resp, err = answered(ctx, c, func() (*mimi.UpdateRoomResponse, error) {
+		out, err := c.p.Update(ctx, c.id.Client, roomID, req)
+		lost = lost || err != nil || out == nil
+		return out, err
+	})
+	return resp, lost, err
 }
 
 // answered makes call through resend and returns its answer; a nil answer
@@ -672,29 +694,30 @@ func (c *Client) mergeOwn(r *room, pc *mls.PendingCommit) error {
 // Section 5.3). On wrongEpoch the commit stays pending: the hub moved on,
 // and the next sync brings either our commit's echo or the one that won.
 // If the provider still does not answer, the error is ErrOutcomeUnknown.
-func (c *Client) resolve(ctx context.Context, r *room) error {
+// merged reports that the unresolved commit was merged.
+func (c *Client) resolve(ctx context.Context, r *room) (merged bool, err error) {
 	u := r.unresolved
 	if u == nil {
-		return nil
+		return false, nil
 	}
 	if r.g.Epoch() != u.epoch {
 		r.unresolved = nil
-		return nil
+		return u.pc.Merged(), nil
 	}
-	resp, err := c.update(ctx, r.id, u.req)
+	resp, _, err := c.update(ctx, r.id, u.req)
 	if err != nil {
-		return fmt.Errorf("%w: an earlier commit to %s: %w", ErrOutcomeUnknown, r.id, err)
+		return false, fmt.Errorf("%w: an earlier commit to %s: %w", ErrOutcomeUnknown, r.id, err)
 	}
 	switch resp.Code {
 	case mimi.UpdateSuccess:
 		r.unresolved = nil
-		return c.mergeOwn(r, u.pc)
+		return true, c.mergeOwn(r, u.pc)
 	case mimi.UpdateWrongEpoch:
-		return updateError(r.id, resp)
+		return false, updateError(r.id, resp)
 	}
 	r.unresolved = nil
 	u.pc.Discard()
-	return updateError(r.id, resp)
+	return false, updateError(r.id, resp)
 }
 
 func updateError(roomID string, resp *mimi.UpdateRoomResponse) *UpdateError {
@@ -728,7 +751,7 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
+		if _, err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
 			last = err
 			continue
 		} else if err != nil {
@@ -787,7 +810,12 @@ func (c *Client) Leave(ctx context.Context, roomID string) error {
 				}
 			}
 		}
-		resp, err := c.update(ctx, roomID, req)
+		resp, lost, err := c.update(ctx, roomID, req)
+		if err == nil && lost && resp.Code == mimi.UpdateWrongEpoch {
+			// An unanswered try may have been accepted before a commit
+			// moved the hub on (see sendCommit).
+			err = updateError(roomID, resp)
+		}
 		if err != nil {
 			accept()
 			return fmt.Errorf("%w: leave proposals for %s: %w", ErrOutcomeUnknown, roomID, err)
@@ -846,7 +874,7 @@ func (c *Client) Send(ctx context.Context, roomID string, data []byte) (uint64, 
 		if err != nil {
 			return 0, err
 		}
-		if err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
+		if _, err := c.resolve(ctx, r); errors.Is(err, ErrWrongEpoch) {
 			last, refused = err, true
 			continue
 		} else if err != nil {
@@ -1061,7 +1089,7 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 			pc.Discard()
 			return err
 		}
-		uresp, err := c.update(ctx, roomID, ureq)
+		uresp, _, err := c.update(ctx, roomID, ureq)
 		if err != nil {
 			pc.Discard()
 			return fmt.Errorf("%w: external commit to %s (join again to resync): %w", ErrOutcomeUnknown, roomID, err)

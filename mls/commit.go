@@ -78,6 +78,7 @@ type PendingCommit struct {
 	next     *groupState
 	encoded  []byte // Message encoding, to recognize the echo
 	done     bool
+	merged   bool
 	external bool
 }
 
@@ -407,7 +408,7 @@ func (pc *PendingCommit) Merge() error {
 		if pc.done {
 			return ErrStaleCommit
 		}
-		pc.done = true
+		pc.done, pc.merged = true, true
 		pc.g = &Group{cfg: pc.cfg, suite: pc.suite, s: pc.next}
 		pc.g.s.resumption = []resumptionEntry{{epoch: pc.next.ctx.Epoch, psk: pc.next.secrets.ResumptionPSK}}
 		return nil
@@ -418,9 +419,19 @@ func (pc *PendingCommit) Merge() error {
 	if pc.done || g.gen != pc.baseGen {
 		return ErrStaleCommit
 	}
-	pc.done = true
+	pc.done, pc.merged = true, true
 	g.advance(pc.next)
 	return nil
+}
+
+// Merged reports whether the commit was merged: by Merge, or by Process
+// recognizing its echo from the delivery service.
+func (pc *PendingCommit) Merged() bool {
+	if pc.g != nil && !pc.external {
+		pc.g.mu.Lock()
+		defer pc.g.mu.Unlock()
+	}
+	return pc.merged
 }
 
 // Discard drops the commit (for example after the delivery service

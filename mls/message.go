@@ -141,7 +141,7 @@ func (g *Group) ownCommitEcho(pc *PendingCommit) (*Processed, error) {
 	} else {
 		sender, ad = wire.Sender{Type: wire.SenderMember, Index: uint32(s.me)}, ac.PrivateMessage.AuthenticatedData
 	}
-	pc.done = true
+	pc.done, pc.merged = true, true
 	g.advance(pc.next)
 	return &Processed{
 		ContentType: wire.ContentCommit, Sender: sender, Epoch: s.ctx.Epoch, AuthenticatedData: ad,

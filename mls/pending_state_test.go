@@ -35,6 +35,9 @@ func TestPendingCommitRestart(t *testing.T) {
 			if rpc.Epoch != pc.Epoch || len(rpc.ProposalRefs) != len(pc.ProposalRefs) {
 				t.Fatalf("restored commit: epoch %d, %d refs; want %d, %d", rpc.Epoch, len(rpc.ProposalRefs), pc.Epoch, len(pc.ProposalRefs))
 			}
+			if rpc.Merged() {
+				t.Fatal("merged before the echo or Merge")
+			}
 			switch via {
 			case "echo":
 				p, err := ra.Process(roundTrip(t, pc.Message))
@@ -48,6 +51,9 @@ func TestPendingCommitRestart(t *testing.T) {
 				if err := rpc.Merge(); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if !rpc.Merged() {
+				t.Fatal("Merged is false after the " + via)
 			}
 			b := tg.members[1]
 			if ra.Epoch() != b.Epoch() || !bytes.Equal(ra.EpochAuthenticator(), b.EpochAuthenticator()) {
@@ -94,6 +100,15 @@ func TestRestorePendingCommitRefused(t *testing.T) {
 		}
 	}
 	// Once the group moved on, the commit no longer restores.
+	if other, err := a.Commit(nil); err != nil {
+		t.Fatal(err)
+	} else if other.Discard(); other.Merged() {
+		t.Fatal("a discarded commit reports Merged")
+	}
+	if pc, err = a.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	pst = pendingState(t, pc)
 	if err := pc.Merge(); err != nil {
 		t.Fatal(err)
 	}
