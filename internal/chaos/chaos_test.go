@@ -36,19 +36,27 @@ const (
 	// defaultPartitionShare; 0 turns them off).
 	envFreeze    = "MIMI_CHAOS_FREEZE"
 	envPartition = "MIMI_CHAOS_PARTITION"
+	// envClientLink sets Config.ClientLinkShare (default
+	// defaultClientLinkShare; 0 turns the client links off), envRace
+	// Config.RaceCommitters (default defaultRaceCommitters).
+	envClientLink = "MIMI_CHAOS_CLIENT_LINK"
+	envRace       = "MIMI_CHAOS_RACE_COMMITTERS"
 	// envKeep keeps the work directory (logs, data) in this directory.
 	envKeep = "MIMI_CHAOS_DIR"
 )
 
 // Defaults of the short test: the pause between two membership changes
-// of a room, the share of hub kills that take a second hub node down, and
-// the shares of the chaos loop's turns that freeze a node or partition
-// two providers instead of killing a node.
+// of a room, the share of hub kills that take a second hub node down, the
+// shares of the chaos loop's turns that freeze a node, partition two
+// providers or cut a provider's clients off (for 1-3 s) instead of
+// killing a node, and the admins racing in a race.
 const (
 	defaultMembershipEvery = 2 * time.Second
 	defaultQuorumLossShare = 0.2
 	defaultFreezeShare     = 0.1
 	defaultPartitionShare  = 0.1
+	defaultClientLinkShare = 0.1
+	defaultRaceCommitters  = 3
 )
 
 // TestChaosHubKill is the short version of the crash-fault scenario
@@ -59,14 +67,18 @@ const (
 // be in the hub log once and reach every other member once, in the hub's
 // order; the three hub nodes must hold identical logs and digests. Each
 // room's admin adds and removes users meanwhile, those users leave and
-// get new clients that join by external commit, and two other admins
+// get new clients that join by external commit, and three other admins
 // commit at the same moment (membership actors, every operation at least
 // once); at the end every member must agree with the hub's room state.
 // b.example is a three-node cluster too, whose nodes are killed as well, and some
 // hub kills take two hub nodes down at once (a loss of quorum). A small
 // share of the turns freezes a node instead (SIGSTOP, then SIGCONT: a
 // frozen leader must be replaced and step down) or cuts the network
-// between the hub and a follower provider (refused or black-holed).
+// between the hub and a follower provider (both ways or one, refused or
+// black-holed, or answers lost) or inside b.example's cluster (a node
+// cut from its Raft peers), or
+// between a provider and its clients (refused, black-holed, or answers
+// lost).
 func TestChaosHubKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns five mimid processes")
@@ -80,6 +92,9 @@ func TestChaosHubKill(t *testing.T) {
 	cfg.QuorumLossShare = fromEnv(t, envQuorumLoss, defaultQuorumLossShare, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	cfg.FreezeShare = fromEnv(t, envFreeze, defaultFreezeShare, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	cfg.PartitionShare = fromEnv(t, envPartition, defaultPartitionShare, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+	cfg.ClientLinkShare = fromEnv(t, envClientLink, defaultClientLinkShare, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+	cfg.ClientLinkMin, cfg.ClientLinkMax = time.Second, 3*time.Second
+	cfg.RaceCommitters = fromEnv(t, envRace, defaultRaceCommitters, strconv.Atoi)
 	cfg.UnpinnedSetup = os.Getenv(envUnpinned) == "1"
 	cfg.Topology.ClusteredFollower = os.Getenv(envClustered) != "0"
 	cfg.Dir = t.TempDir()

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,6 +43,11 @@ type Node struct {
 	Fed, Client, Admin, Raft string
 	// AdminAPI calls the node's admin API.
 	AdminAPI adminv1connect.AdminServiceClient
+	// RaftProxy, in a follower provider's cluster, is the address the
+	// node advertises to its peers (-raft-advertise), in front of Raft:
+	// their Raft RPCs and forwarded writes to it go through it
+	// (Cluster.CutRaft). Nil in the hub's cluster and for single nodes.
+	RaftProxy *Proxy
 }
 
 // Cluster is a provider run as three Raft nodes behind FedProxy
@@ -207,17 +213,25 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		t.links[[2]string{from, to}] = l
 		return l, nil
 	}
-	newCluster := func(domain, prefix string) (*Cluster, error) {
+	// newCluster starts a cluster's proxies; with raftProxies its nodes'
+	// peers reach their Raft ports through a proxy each.
+	newCluster := func(domain, prefix string, raftProxies bool) (*Cluster, error) {
 		c := &Cluster{Domain: domain}
 		t.Clusters = append(t.Clusters, c)
 		var fedB, cliB []Backend
+		var err error
 		for i := 1; i <= 3; i++ {
 			n := newNode(fmt.Sprintf("%s%d", prefix, i), domain, true)
 			c.Nodes = append(c.Nodes, n)
 			fedB = append(fedB, Backend{Addr: n.Fed, Health: n.Proc.Metrics})
 			cliB = append(cliB, Backend{Addr: n.Client, Health: n.Proc.Metrics})
+			if raftProxies {
+				if n.RaftProxy, err = NewProxy("127.0.0.1:0", []Backend{{Addr: n.Raft}}); err != nil {
+					return nil, err
+				}
+				n.RaftProxy.SetSources(c.dialler)
+			}
 		}
-		var err error
 		if c.FedProxy, err = NewProxy("127.0.0.1:0", fedB); err != nil {
 			return nil, err
 		}
@@ -232,11 +246,11 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		t.Followers = append(t.Followers, n)
 		fed[domain] = n.Fed
 	}
-	if _, err := newCluster(HubDomain, "n"); err != nil {
+	if _, err := newCluster(HubDomain, "n", false); err != nil {
 		return nil, err
 	}
 	if cfg.ClusteredFollower {
-		if _, err := newCluster(BDomain, "b"); err != nil {
+		if _, err := newCluster(BDomain, "b", true); err != nil {
 			return nil, err
 		}
 	} else {
@@ -271,10 +285,13 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 				return nil, err
 			}
 			n.Proc.Args = append(a, "-config", raftCfg, "-raft-id", n.ID, "-raft-bind", n.Raft, "-hub-key", c.hubKey(cfg.Dir))
+			if n.RaftProxy != nil {
+				n.Proc.Args = append(n.Proc.Args, "-raft-advertise", n.RaftProxy.Addr())
+			}
 			if i == 0 {
 				n.Proc.Args = append(n.Proc.Args, "-raft-bootstrap")
 				for _, p := range c.Nodes[1:] {
-					n.Proc.Args = append(n.Proc.Args, "-raft-peer", p.ID+"="+p.Raft)
+					n.Proc.Args = append(n.Proc.Args, "-raft-peer", p.ID+"="+p.raftAddr())
 				}
 			}
 		}
@@ -373,13 +390,65 @@ func (t *Topology) Link(from, to string) *Proxy {
 	return t.links[[2]string{from, to}]
 }
 
-// Proxies returns every cluster's proxies.
+// Proxies returns every cluster's proxies, its nodes' Raft proxies
+// included.
 func (t *Topology) Proxies() []*Proxy {
 	var out []*Proxy
 	for _, c := range t.Clusters {
 		out = append(out, c.FedProxy, c.ClientProxy)
+		for _, n := range c.Nodes {
+			if n.RaftProxy != nil {
+				out = append(out, n.RaftProxy)
+			}
+		}
 	}
 	return out
+}
+
+// raftAddr is the Raft address the node's peers dial: its Raft proxy's,
+// or its own.
+func (n *Node) raftAddr() string {
+	if n.RaftProxy != nil {
+		return n.RaftProxy.Addr()
+	}
+	return n.Raft
+}
+
+// CanCutRaft reports whether CutRaft can cut the cluster's nodes from
+// each other: their Raft traffic goes through proxies and the dialler of
+// a connection can be named on this system.
+func (c *Cluster) CanCutRaft() bool {
+	return nameDiallers && c.Nodes[0].RaftProxy != nil
+}
+
+// CutRaft cuts node n from the other nodes of the cluster, both ways, as
+// cut (Refused or BlackHoled; Connected heals): what its peers dial to
+// it (through its Raft proxy) and what it dials to them (through theirs,
+// the connections it dialled alone). Raft RPCs and forwarded writes
+// between them stop; its federation and client API stay reachable. It
+// requires CanCutRaft.
+func (c *Cluster) CutRaft(n *Node, cut Cut) {
+	for _, m := range c.Nodes {
+		if m == n {
+			m.RaftProxy.SetCut(cut)
+		} else {
+			m.RaftProxy.SetCutFrom(n.ID, cut)
+		}
+	}
+}
+
+// dialler names the node of the cluster that dialled c, a connection
+// accepted by one of its Raft proxies ("" if none is found).
+func (c *Cluster) dialler(conn net.Conn) string {
+	pids := map[int]string{}
+	for _, n := range c.Nodes {
+		n.Proc.mu.Lock()
+		if n.Proc.cmd != nil && n.Proc.cmd.Process != nil {
+			pids[n.Proc.cmd.Process.Pid] = n.ID
+		}
+		n.Proc.mu.Unlock()
+	}
+	return socketOwner(conn, pids)
 }
 
 // Close stops every process (SIGTERM, then SIGKILL after 10 s), the

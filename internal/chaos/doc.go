@@ -18,9 +18,11 @@
 // 5.3); a client of such a user leaves (Leave: proposals the hub caches,
 // completed by the admin's next commit or by another member's Send); a
 // new client of such a user joins by external commit (JoinNewDevice,
-// Sections 3.6 and 5.6); or the room's two other admins commit a change
-// each in the same epoch, so that the hub takes one and answers the other
-// wrongEpoch, whose sender syncs and commits again.
+// Sections 3.6 and 5.6); or the room's other admins (two, or
+// Config.RaceCommitters, tools/chaos -race-committers) commit a change
+// each in the same epoch, so that the hub takes one and answers the others
+// wrongEpoch, whose senders wait for the hub's epoch and commit again
+// (each loser must make its change: race-loser-not-recovered).
 //
 // Some turns of the chaos loop fault a node or a link instead of killing
 // one. With Config.FreezeShare (tools/chaos -freeze-share, -freeze) a
@@ -29,13 +31,33 @@
 // its sockets stay open but it answers nothing. With
 // Config.PartitionShare (-partition-share, -partition) a turn cuts the
 // network between the hub and b.example or c.example for
-// PartitionMin..PartitionMax (2-8 s), both directions, refused
+// PartitionMin..PartitionMax (2-8 s), both directions or one (the hub's
+// /notify POSTs or the follower's relayed submissions), refused
 // (connections reset) or black-holed (nothing crosses and nothing fails
-// until it heals) with equal odds. Every provider reaches each peer
-// through a link proxy of its own (Topology.Link), which the cut acts on;
-// the hub's /notify times out after 4 s there
+// until it heals) with equal odds; or it loses answers: requests in
+// flight reach the other provider and are processed, their answers are
+// dropped (black-holed until the heal, or the connection reset), so both
+// sides send the same bytes again and must deduplicate; or, with a
+// clustered b.example, it cuts one of b's nodes (its leader with
+// LeaderShare) from its two peers while the hub still reaches it
+// (PartitionMode). Every provider reaches each peer through a link proxy
+// of its own (Topology.Link), which the cut acts on, and the nodes of
+// b.example's cluster reach each other's Raft ports through a proxy per
+// node (Node.RaftProxy); the hub's /notify times out after 4 s there
 // (TopologyConfig.FanoutSendTimeout), so longer cuts and freezes make it
-// send again.
+// send again. With Config.ClientLinkShare (-client-link-share,
+// -client-link) every client reaches its provider's client API through a
+// client link of that provider (a Proxy, and a transport that can drop
+// answers) and sends each request once, leaving the resends to the SDK;
+// a turn then cuts one provider's link for ClientLinkMin..ClientLinkMax
+// (2-8 s): refused, black-holed, or losing the answers (every one, or
+// each with odds 1/2) of requests the provider processed, so that the SDK
+// gets no answer (client.ErrOutcomeUnknown), sends the same bytes again,
+// settles its unresolved commits, and resumes its inbox reads; its
+// receive-only clients then read their inbox during the load as well,
+// and every client's Syncs must report every application message of
+// another member once, at its inbox position, never going back
+// (inbox-processing).
 //
 // At the end every client syncs its inbox and Check compares what each
 // client received with the hub's event log (read through the admin API's

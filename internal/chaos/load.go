@@ -31,10 +31,46 @@ type recorder struct {
 	submits []*Submit
 	commits []*Submit
 	inbox   map[string]map[uint64]Delivery
+	// sent maps a client and the bytes it sent (sentKey) to their record:
+	// the SDK sends the same bytes again when no answer came (its own
+	// resends, and a commit it settles later), and they are one
+	// submission.
+	sent map[string]*Submit
+	// ambiguous counts the wrongEpoch answers to a commit or proposals
+	// sent again after a try without an answer (see judgeUpdate).
+	ambiguous int
 }
 
 func newRecorder() *recorder {
-	return &recorder{label: map[string]string{}, inbox: map[string]map[uint64]Delivery{}}
+	return &recorder{label: map[string]string{}, inbox: map[string]map[uint64]Delivery{}, sent: map[string]*Submit{}}
+}
+
+// ambiguousAnswers returns the number of answers that settled nothing
+// (recorder.ambiguous).
+func (r *recorder) ambiguousAnswers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ambiguous
+}
+
+// sentKey is the key of a request of client cl carrying msg in
+// recorder.sent.
+func sentKey(cl string, msg []byte) string { return cl + "\x00" + string(msg) }
+
+// submitted returns the record of the request of cl carrying msg to room:
+// the one made when these bytes were first sent, or a new one (fresh),
+// which is appended to list if list is not nil. The caller holds r.mu.
+func (r *recorder) submitted(list *[]*Submit, cl, room string, msg []byte) (s *Submit, fresh bool) {
+	k := sentKey(cl, msg)
+	if s := r.sent[k]; s != nil {
+		return s, false
+	}
+	s = &Submit{Client: cl, Room: room, Message: msg, Label: r.label[cl], Sent: time.Now()}
+	r.sent[k] = s
+	if list != nil {
+		*list = append(*list, s)
+	}
+	return s, true
 }
 
 func (r *recorder) setLabel(client, label string) {
@@ -100,7 +136,8 @@ func (r *recorder) Received() map[string][]Delivery {
 type retrying struct {
 	client.Provider
 	rec *recorder
-	// AttemptTimeout bounds one call; GiveUp all attempts of one request.
+	// AttemptTimeout bounds one call; GiveUp all attempts of one request
+	// (0: one attempt, the SDK's own resends being the only ones).
 	AttemptTimeout, GiveUp time.Duration
 	rng                    *rand.Rand
 	rngMu                  sync.Mutex
@@ -115,34 +152,70 @@ func (p *retrying) SubmitMessage(ctx context.Context, cl, room string, req *mimi
 		return nil, err
 	}
 	s := p.record(&p.rec.submits, cl, room, b)
-	return resend(ctx, p, s, func(ctx context.Context) (*mimi.SubmitMessageResponse, string, error) {
+	return resend(ctx, p, s, func(ctx context.Context) (*mimi.SubmitMessageResponse, answerOutcome, error) {
 		resp, err := p.Provider.SubmitMessage(ctx, cl, room, req)
-		if err != nil || resp == nil || resp.Code == mimi.SubmitAccepted {
-			return resp, "", err
+		switch {
+		case err != nil || resp == nil:
+			return resp, answerOutcome{}, err
+		case resp.Code == mimi.SubmitAccepted:
+			return resp, answerOutcome{acked: true}, nil
 		}
-		return resp, fmt.Sprintf("response code %d (hub at epoch %d)", resp.Code, resp.CurrentEpoch), nil
+		return resp, answerOutcome{refusal: fmt.Sprintf("response code %d (hub at epoch %d)", resp.Code, resp.CurrentEpoch)}, nil
 	})
+}
+
+// answerOutcome is what an answer tells of a request: accepted (acked),
+// refused (refusal says how), or neither (both zero).
+type answerOutcome struct {
+	acked   bool
+	refusal string
+}
+
+// judgeUpdate judges the answer to an update request (a commit, or
+// proposals) recorded in s. The hub answers a commit or proposal it took
+// and that is no longer the room's last with wrongEpoch, like one it never
+// took (draft-ralston-mimi-protocol-02, Section 5.3): after a try without
+// an answer that answer settles nothing (the SDK keeps an unresolved
+// commit pending until its echo or the commit that won arrives), so it is
+// recorded as no answer. The caller holds p.rec.mu.
+func (p *retrying) judgeUpdate(s *Submit, resp *mimi.UpdateRoomResponse) answerOutcome {
+	switch {
+	case resp.Code == mimi.UpdateSuccess:
+		return answerOutcome{acked: true}
+	case resp.Code == mimi.UpdateWrongEpoch && s != nil && s.Attempts > 0 && s.Answered.IsZero():
+		p.rec.ambiguous++
+		return answerOutcome{}
+	}
+	return answerOutcome{refusal: fmt.Sprintf("response code %d (hub at epoch %d): %q", resp.Code, resp.CurrentEpoch, resp.ErrorDescription)}
 }
 
 // Update implements client.Provider with retries of the same request
 // (draft-ralston-mimi-protocol-02, Section 5.3: the hub answers the commit
 // it accepted last with its first success). Commits are recorded.
 func (p *retrying) Update(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
-	call := func(ctx context.Context) (*mimi.UpdateRoomResponse, string, error) {
-		resp, err := p.Provider.Update(ctx, cl, room, req)
-		if err != nil || resp == nil || resp.Code == mimi.UpdateSuccess {
-			return resp, "", err
+	var s *Submit
+	if req.IsCommit() {
+		b, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPublicMessage, PublicMessage: &req.ProposalOrCommit})
+		if err != nil {
+			return nil, err
 		}
-		return resp, fmt.Sprintf("response code %d (hub at epoch %d): %q", resp.Code, resp.CurrentEpoch, resp.ErrorDescription), nil
+		s = p.record(&p.rec.commits, cl, room, b)
 	}
-	if !req.IsCommit() {
-		return resend(ctx, p, nil, call)
-	}
-	b, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPublicMessage, PublicMessage: &req.ProposalOrCommit})
-	if err != nil {
-		return nil, err
-	}
-	return resend(ctx, p, p.record(&p.rec.commits, cl, room, b), call)
+	return p.update(ctx, s, cl, room, req)
+}
+
+// update sends an update request with retries, recording its outcome in
+// s (if not nil; see judgeUpdate).
+func (p *retrying) update(ctx context.Context, s *Submit, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
+	return resend(ctx, p, s, func(ctx context.Context) (*mimi.UpdateRoomResponse, answerOutcome, error) {
+		resp, err := p.Provider.Update(ctx, cl, room, req)
+		if err != nil || resp == nil {
+			return resp, answerOutcome{}, err
+		}
+		p.rec.mu.Lock()
+		defer p.rec.mu.Unlock()
+		return resp, p.judgeUpdate(s, resp), nil
+	})
 }
 
 // UploadKeyPackages implements client.Provider with retries of the same
@@ -155,42 +228,41 @@ func (p *retrying) Update(ctx context.Context, cl, room string, req *mimi.Update
 // can use.)
 func (p *retrying) UploadKeyPackages(ctx context.Context, cl string, kps []*wire.KeyPackage) error {
 	resent := false
-	_, err := resend(ctx, p, nil, func(ctx context.Context) (struct{}, string, error) {
+	_, err := resend(ctx, p, nil, func(ctx context.Context) (struct{}, answerOutcome, error) {
 		err := p.Provider.UploadKeyPackages(ctx, cl, kps)
 		if resent && errors.Is(err, remote.ErrInvalidArgument) && strings.Contains(err.Error(), "already uploaded") {
 			err = nil
 		}
 		resent = true
-		return struct{}{}, "", err
+		return struct{}{}, answerOutcome{acked: true}, err
 	})
 	return err
 }
 
-// record appends a new record of a request to list.
+// record returns the record of a request (see recorder.submitted).
 func (p *retrying) record(list *[]*Submit, cl, room string, msg []byte) *Submit {
 	p.rec.mu.Lock()
 	defer p.rec.mu.Unlock()
-	s := &Submit{Client: cl, Room: room, Message: msg, Label: p.rec.label[cl], Sent: time.Now()}
-	*list = append(*list, s)
+	s, _ := p.rec.submitted(list, cl, room, msg)
 	return s
 }
 
 // resend makes call, again after a failure (with jittered backoff), until
 // it is answered, ctx ends or p.GiveUp has passed, each call bounded by
-// p.AttemptTimeout. call returns the answer and, if it is not an
-// acceptance, a description of the refusal. The outcome and the attempts
-// are recorded in s, if not nil.
-func resend[T any](ctx context.Context, p *retrying, s *Submit, call func(context.Context) (T, string, error)) (T, error) {
+// p.AttemptTimeout. call returns the answer and what it tells of the
+// request. The outcome and the attempts (over every call with the same
+// bytes) are recorded in s, if not nil.
+func resend[T any](ctx context.Context, p *retrying, s *Submit, call func(context.Context) (T, answerOutcome, error)) (T, error) {
 	deadline := time.Now().Add(p.GiveUp)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
-		resp, refusal, err := call(actx)
+		resp, v, err := call(actx)
 		cancel()
 		if s != nil {
 			p.rec.mu.Lock()
-			s.Attempts = attempt
-			if err == nil {
-				s.Acked, s.Refusal, s.Answered = refusal == "", refusal, time.Now()
+			s.Attempts++
+			if err == nil && (v.acked || v.refusal != "") {
+				s.Acked, s.Refusal, s.Answered = v.acked, v.refusal, time.Now()
 			}
 			p.rec.mu.Unlock()
 		}
@@ -261,35 +333,66 @@ func clientAPIHTTP(t *Topology, domain string) *http.Client {
 
 // fleet creates the scenario's clients: one client API connection per
 // provider (package client/remote, at a cluster through its client API
-// proxy, at a single node directly), behind a retrying Provider.
+// proxy, at a single node directly), behind a retrying Provider. With
+// client links, each provider's connection goes through its link
+// (clientLink), and every request is sent once: the SDK's own resends
+// (client.ErrOutcomeUnknown) are the only ones.
 type fleet struct {
 	rec    *recorder
 	remote map[string]*remote.Provider
 	prov   map[string]*retrying
 	// hc is the HTTP client of each provider's client API.
 	hc map[string]*http.Client
+	// links are the client links by provider (nil without them).
+	links map[string]*clientLink
 }
 
-func newFleet(t *Topology, rec *recorder, rng *rand.Rand, attemptTimeout, giveUp time.Duration) (*fleet, error) {
-	base := map[string]string{}
+func newFleet(t *Topology, rec *recorder, rng *rand.Rand, attemptTimeout, giveUp time.Duration, linked bool) (_ *fleet, err error) {
+	addr := map[string]string{}
 	for _, c := range t.Clusters {
-		base[c.Domain] = "https://" + c.ClientProxy.Addr()
+		addr[c.Domain] = c.ClientProxy.Addr()
 	}
 	for _, f := range t.Followers {
-		base[f.Domain] = "https://" + f.Client
+		addr[f.Domain] = f.Client
 	}
 	f := &fleet{rec: rec, remote: map[string]*remote.Provider{}, prov: map[string]*retrying{}, hc: map[string]*http.Client{}}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
 	for _, dom := range []string{HubDomain, BDomain, CDomain} {
 		hc := clientAPIHTTP(t, dom)
+		if linked {
+			l, err := newClientLink(addr[dom], hc.Transport, rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())))
+			if err != nil {
+				return nil, err
+			}
+			if f.links == nil {
+				f.links = map[string]*clientLink{}
+			}
+			f.links[dom], addr[dom], hc.Transport = l, l.addr(), l
+		}
 		f.hc[dom] = hc
-		rp, err := remote.New(base[dom], hc)
+		rp, err := remote.New("https://"+addr[dom], hc)
 		if err != nil {
 			return nil, err
 		}
 		f.remote[dom] = rp
-		f.prov[dom] = &retrying{Provider: rp, rec: rec, AttemptTimeout: attemptTimeout, GiveUp: giveUp, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))}
+		p := &retrying{Provider: rp, rec: rec, AttemptTimeout: attemptTimeout, GiveUp: giveUp, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))}
+		if linked {
+			p.GiveUp = 0
+		}
+		f.prov[dom] = p
 	}
 	return f, nil
+}
+
+// close stops the client links.
+func (f *fleet) close() {
+	for _, l := range f.links {
+		l.close()
+	}
 }
 
 // client creates the client mimi://dom/d/<name>1 of user mimi://dom/u/<name>
@@ -412,6 +515,27 @@ func (sc *simClient) sync(ctx context.Context) error {
 	}
 	return nil
 }
+
+// runReader syncs a receive-only client every readEvery until stop is
+// closed (draft-ralston-mimi-protocol-02, Section 5.5), so that faults of
+// its client link hit its inbox reads and acknowledgements; a failed Sync
+// is tried again at the next round.
+func runReader(ctx context.Context, sc *simClient, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-time.After(readEvery):
+		}
+		_ = sc.sync(ctx)
+	}
+}
+
+// readEvery is the pause of a receive-only client between two Syncs
+// during the load, with client links.
+const readEvery = 250 * time.Millisecond
 
 // loadStats counts the senders' outcomes.
 type loadStats struct {

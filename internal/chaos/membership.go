@@ -27,10 +27,10 @@ const (
 	// Section 8.7).
 	ProblemMemberState ProblemKind = "member-state-disagrees"
 	// ProblemMembershipUnresolved: a commit of a membership actor got no
-	// answer through every retry (client.ErrOutcomeUnknown) and ten
-	// seconds of syncing did not show whether the hub accepted it: the
-	// SDK keeps the commit pending and merges it when its echo arrives
-	// (Section 5.5), which it did not. The actor stops.
+	// answer through every retry (client.ErrOutcomeUnknown) until GiveUp
+	// passed, and ten seconds of syncing did not show whether the hub
+	// accepted it: the SDK keeps the commit pending and merges it when its
+	// echo arrives (Section 5.5), which it did not. The actor stops.
 	ProblemMembershipUnresolved ProblemKind = "membership-outcome-unresolved"
 )
 
@@ -69,11 +69,12 @@ const (
 	// commit (client.JoinNewDevice: GroupInfo, then the commit through
 	// update, Sections 3.6 and 5.6).
 	OpJoin MembershipOp = "join"
-	// OpRace: the room's two other admins (added by its admin on the
-	// first race) commit a change each at the same moment: both commits
-	// are made in the same epoch and sent together, the hub takes one and
-	// answers the other wrongEpoch, and its sender syncs and commits
-	// again (Section 5.3).
+	// OpRace: the room's other admins (Config.RaceCommitters of them,
+	// default two, added by its admin on the first race) commit a change
+	// each at the same moment: the commits are made in the same epoch and
+	// sent together, the hub takes one and answers the others wrongEpoch,
+	// and their senders wait for the hub's epoch and commit again, racing
+	// each other again when more than one lost (Section 5.3).
 	OpRace MembershipOp = "race"
 )
 
@@ -106,10 +107,14 @@ type membershipStats struct {
 	mu sync.Mutex
 	// adds and removes count the changes made by an admin, leaves the
 	// leaves completed, joins the clients joined by external commit,
-	// races the racing commits of two admins run; calls counts the calls
+	// races the races of admins' commits run; calls counts the calls
 	// of the SDK operations (AddUser, RemoveUser, Commit, Leave,
 	// JoinNewDevice), gaveUp the changes abandoned after GiveUp.
 	adds, removes, leaves, joins, races, calls, gaveUp int
+	// raceLosers counts the racing admins answered wrongEpoch at least
+	// once, raceRecovered those of them that then made their change,
+	// racesFull the races whose commits were all of one epoch.
+	raceLosers, raceRecovered, racesFull int
 	// wrongEpochs counts the wrongEpoch answers to the update requests
 	// of the actors' clients (Section 5.3).
 	wrongEpochs int
@@ -200,11 +205,18 @@ type actor struct {
 	guests           []*simClient
 	present, leaving []*guestUser
 	users            int
-	// racers are the room's other two admins (set on the first race),
-	// gates the providers that hold their commits.
+	// racing is the number of admins that race (Config.RaceCommitters);
+	// racers are the room's other admins (set on the first race), gates
+	// the providers that hold their commits.
+	racing int
 	racers []*simClient
 	gates  []*actorProvider
 }
+
+// capacity bounds the users the actor added that are in its room at once
+// (leaving ones included): maxGuests, or more for a race of more
+// committers, each of which may add one.
+func (a *actor) capacity() int { return max(maxGuests, a.racing) }
 
 // run makes changes until stop is closed, ctx ends, or the outcome of a
 // commit stays unknown; when stopped, it first completes the leaves still
@@ -270,9 +282,10 @@ func (a *actor) next() MembershipOp {
 // allows reports whether the room's state allows op now: room for a new
 // user, a user to remove or to leave, a user with room for a device (and
 // no leave pending: an external commit cannot include the cached
-// proposals, RFC 9420, Section 12.4.3.2), or room for two changes.
+// proposals, RFC 9420, Section 12.4.3.2), or room for a change of every
+// racer.
 func (a *actor) allows(op MembershipOp) bool {
-	free := maxGuests - len(a.present) - len(a.leaving)
+	free := a.capacity() - len(a.present) - len(a.leaving)
 	switch op {
 	case OpAdd:
 		return free > 0
@@ -281,7 +294,7 @@ func (a *actor) allows(op MembershipOp) bool {
 	case OpJoin:
 		return len(a.leaving) == 0 && slices.ContainsFunc(a.present, func(u *guestUser) bool { return len(u.devices) < maxDevices })
 	case OpRace:
-		return min(free, 2)+len(a.present) >= 2
+		return min(free, a.racing)+len(a.present) >= a.racing
 	}
 	return false
 }
@@ -375,12 +388,16 @@ func (a *actor) removeUser(ctx context.Context, by *simClient, u *guestUser) (ok
 // change has sc call op (one commit of the SDK: AddUser, RemoveUser,
 // Commit) until it succeeds or deadline passes. A refusal or failure
 // leaves no commit pending in the SDK, so the next call starts afresh.
-// When op's commit got no answer (client.ErrOutcomeUnknown), sc syncs
-// until done reports the change in its group (its provider delivered the
-// commit's echo, which the SDK recognizes as its pending commit);
-// otherwise the outcome stays unknown (ProblemMembershipUnresolved). ok
-// reports that the change was made, resolved that sc's group is not left
-// with a commit of unknown outcome.
+// A commit that got no answer (client.ErrOutcomeUnknown) stays pending in
+// the SDK, which settles it before the next call's commit by sending it
+// again (the hub answers it with its first success if it took it) or
+// learns its fate from its echo or the commit that won; op then finds its
+// change made (nil) or makes it again. When the deadline passes on an
+// unknown outcome, sc syncs until done reports the change in its group
+// (its provider delivered the commit's echo, which the SDK recognizes as
+// its pending commit); otherwise the outcome stays unknown
+// (ProblemMembershipUnresolved). ok reports that the change was made,
+// resolved that sc's group is not left with a commit of unknown outcome.
 func (a *actor) change(ctx context.Context, sc *simClient, deadline time.Time, what string, op func() error, done func(*client.RoomInfo) bool) (ok, resolved bool) {
 	a.fleet.rec.setLabel(sc.id, what)
 	for {
@@ -394,6 +411,9 @@ func (a *actor) change(ctx context.Context, sc *simClient, deadline time.Time, w
 		if cause != "unavailable" {
 			a.logf("chaos: membership of %s: %s by %s: %v", a.room, what, sc.id, err)
 		}
+		if a.backoff(ctx, deadline) {
+			continue
+		}
 		if errors.Is(err, client.ErrOutcomeUnknown) {
 			if a.awaitEcho(ctx, sc, done) {
 				return true, true
@@ -404,11 +424,9 @@ func (a *actor) change(ctx context.Context, sc *simClient, deadline time.Time, w
 			a.st.mu.Unlock()
 			return false, false
 		}
-		if !a.backoff(ctx, deadline) {
-			a.st.count(&a.st.gaveUp)
-			a.logf("chaos: membership of %s: gave up %s: %v", a.room, what, err)
-			return false, true
-		}
+		a.st.count(&a.st.gaveUp)
+		a.logf("chaos: membership of %s: gave up %s: %v", a.room, what, err)
+		return false, true
 	}
 }
 

@@ -173,12 +173,20 @@ func (a *actor) join(ctx context.Context) bool {
 	return true
 }
 
-// race has the room's two other admins (added first, on the first race)
-// make one change each, an add of a new user while the room has space,
-// else a remove of a user the actor added, with their commits held until
-// both are ready (gate), so that the hub takes one and answers the other
-// wrongEpoch; the SDK of the loser syncs and commits again (Section 5.3).
-// It returns false when the outcome of a commit stayed unknown.
+// ProblemRaceNotRecovered: a racing admin whose commit the hub answered
+// wrongEpoch did not make its change before GiveUp passed: after
+// wrongEpoch the SDK must wait for the hub's epoch and commit again
+// (draft-ralston-mimi-protocol-02, Section 5.3).
+const ProblemRaceNotRecovered ProblemKind = "race-loser-not-recovered"
+
+// race has the room's other admins (a.racing of them, added first, on
+// the first race) make one change each, an add of a new user while the
+// room has space, else a remove of a user the actor added, with their
+// commits held until all are ready (gate), so that the hub takes one and
+// answers the others wrongEpoch; the SDK of each loser waits for the hub's
+// epoch and commits again, racing the other losers (Section 5.3). Every
+// loser must make its change (ProblemRaceNotRecovered). It returns false
+// when the outcome of a commit stayed unknown.
 func (a *actor) race(ctx context.Context) bool {
 	if a.racers == nil && !a.addRacers(ctx) {
 		return true
@@ -187,8 +195,8 @@ func (a *actor) race(ctx context.Context) bool {
 		add    *simClient
 		remove *guestUser
 	}
-	var plans [2]plan
-	free := maxGuests - len(a.present) - len(a.leaving)
+	plans := make([]plan, a.racing)
+	free := a.capacity() - len(a.present) - len(a.leaving)
 	removable := slices.Clone(a.present)
 	a.rng.Shuffle(len(removable), func(i, j int) { removable[i], removable[j] = removable[j], removable[i] })
 	for k := range plans {
@@ -201,10 +209,12 @@ func (a *actor) race(ctx context.Context) bool {
 		}
 		plans[k].remove, removable = removable[0], removable[1:]
 	}
-	g := &gate{n: 2, open: make(chan struct{})}
-	var ok, resolved [2]bool
+	g := &gate{n: a.racing, open: make(chan struct{})}
+	ok, resolved := make([]bool, a.racing), make([]bool, a.racing)
+	wrong := make([]int64, a.racing)
 	var wg sync.WaitGroup
 	for k, p := range plans {
+		wrong[k] = a.gates[k].wrongEpochs.Load()
 		a.gates[k].gate.Store(g)
 		wg.Go(func() {
 			if p.add != nil {
@@ -215,6 +225,7 @@ func (a *actor) race(ctx context.Context) bool {
 		})
 	}
 	wg.Wait()
+	all := true
 	for k, p := range plans {
 		a.gates[k].gate.Store(nil)
 		switch {
@@ -223,20 +234,38 @@ func (a *actor) race(ctx context.Context) bool {
 		case ok[k]:
 			a.present = slices.DeleteFunc(a.present, func(u *guestUser) bool { return u == p.remove })
 		}
+		all = all && resolved[k]
+		lost := a.gates[k].wrongEpochs.Load() - wrong[k]
+		if lost == 0 {
+			continue
+		}
+		a.st.count(&a.st.raceLosers)
+		switch {
+		case ok[k]:
+			a.st.count(&a.st.raceRecovered)
+		case resolved[k]:
+			a.st.mu.Lock()
+			a.st.problems = append(a.st.problems, Problem{Kind: ProblemRaceNotRecovered, Client: a.racers[k].id, Room: a.room,
+				Detail: fmt.Sprintf("answered wrongEpoch %d times in a race of %d commits, then gave up its change", lost, a.racing)})
+			a.st.mu.Unlock()
+		}
 	}
 	a.st.count(&a.st.races)
-	return resolved[0] && resolved[1]
+	if g.sameEpoch() {
+		a.st.count(&a.st.racesFull)
+	}
+	return all
 }
 
-// addRacers creates the room's two other admins, at the two providers
-// other than the admin's, and has the admin add them with the role admin.
-// It reports whether both are in the room.
+// addRacers creates the room's other admins (a.racing of them), at the
+// providers after the admin's in turn, and has the admin add them with the
+// role admin. It reports whether all are in the room.
 func (a *actor) addRacers(ctx context.Context) bool {
 	doms := []string{HubDomain, BDomain, CDomain}
 	at := slices.Index(doms, a.admin.domain)
 	var racers []*simClient
 	var gates []*actorProvider
-	for k := range 2 {
+	for k := range a.racing {
 		sc, p, err := a.newClient(doms[(at+1+k)%3], fmt.Sprintf("admin%dr%d", a.num, k+1), 1)
 		if err != nil {
 			a.st.fail("setup")
@@ -282,11 +311,13 @@ func (a *actor) newClient(dom, name string, device int) (*simClient, *actorProvi
 // creates: its domain's retrying provider, which also records proposals
 // (one Submit per proposal of an update request) and sends them again
 // while no answer comes, as it does commits; it counts the wrongEpoch
-// answers, and holds the next commit at gate, when one is set.
+// answers (in st, and its own in wrongEpochs), and holds the next commit
+// at gate, when one is set.
 type actorProvider struct {
 	*retrying
-	st   *membershipStats
-	gate atomic.Pointer[gate]
+	st          *membershipStats
+	gate        atomic.Pointer[gate]
+	wrongEpochs atomic.Int64
 }
 
 // Update implements client.Provider (draft-ralston-mimi-protocol-02,
@@ -298,7 +329,7 @@ func (p *actorProvider) Update(ctx context.Context, cl, room string, req *mimi.U
 	)
 	if req.IsCommit() {
 		if g := p.gate.Swap(nil); g != nil {
-			g.pass(ctx)
+			g.pass(ctx, req.ProposalOrCommit.Content.Epoch)
 		}
 		resp, err = p.retrying.Update(ctx, cl, room, req)
 	} else {
@@ -306,38 +337,42 @@ func (p *actorProvider) Update(ctx context.Context, cl, room string, req *mimi.U
 	}
 	if err == nil && resp != nil && resp.Code == mimi.UpdateWrongEpoch {
 		p.st.count(&p.st.wrongEpochs)
+		p.wrongEpochs.Add(1)
 	}
 	return resp, err
 }
 
 // propose sends an update request of proposals, again while no answer
-// comes, and records each proposal with the outcome.
+// comes, and records each proposal with the outcome (the same bytes sent
+// again by the SDK are the same records).
 func (p *actorProvider) propose(ctx context.Context, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
 	pms := append([]wire.PublicMessage{req.ProposalOrCommit}, req.MoreProposals...)
-	subs := make([]*Submit, len(pms))
+	msgs := make([][]byte, len(pms))
 	for i := range pms {
 		b, err := codec.Marshal(&wire.MLSMessage{Version: wire.MLS10, WireFormat: wire.WireFormatPublicMessage, PublicMessage: &pms[i]})
 		if err != nil {
 			return nil, err
 		}
-		p.rec.mu.Lock()
-		subs[i] = &Submit{Client: cl, Room: room, Message: b, Label: p.rec.label[cl], Sent: time.Now()}
-		p.rec.mu.Unlock()
+		msgs[i] = b
 	}
-	resp, err := resend(ctx, p.retrying, subs[0], func(ctx context.Context) (*mimi.UpdateRoomResponse, string, error) {
-		resp, err := p.retrying.Provider.Update(ctx, cl, room, req)
-		if err != nil || resp == nil || resp.Code == mimi.UpdateSuccess {
-			return resp, "", err
+	subs := make([]*Submit, len(pms))
+	var fresh []*Submit
+	p.rec.mu.Lock()
+	for i, b := range msgs {
+		var isNew bool
+		if subs[i], isNew = p.rec.submitted(nil, cl, room, b); isNew {
+			fresh = append(fresh, subs[i])
 		}
-		return resp, fmt.Sprintf("response code %d (hub at epoch %d): %q", resp.Code, resp.CurrentEpoch, resp.ErrorDescription), nil
-	})
+	}
+	p.rec.mu.Unlock()
+	resp, err := p.update(ctx, subs[0], cl, room, req)
 	p.rec.mu.Lock()
 	for _, s := range subs[1:] {
 		s.Attempts, s.Acked, s.Refusal, s.Answered = subs[0].Attempts, subs[0].Acked, subs[0].Refusal, subs[0].Answered
 	}
 	p.rec.mu.Unlock()
 	p.st.mu.Lock()
-	p.st.proposals = append(p.st.proposals, subs...)
+	p.st.proposals = append(p.st.proposals, fresh...)
 	p.st.mu.Unlock()
 	return resp, err
 }
@@ -346,19 +381,26 @@ func (p *actorProvider) propose(ctx context.Context, cl, room string, req *mimi.
 // sent, or raceWait has passed, so that they are made in the same epoch
 // and sent together.
 type gate struct {
-	n       int
-	mu      sync.Mutex
-	arrived int
-	open    chan struct{}
-	once    sync.Once
+	n      int
+	mu     sync.Mutex
+	epochs []uint64 // of the commits that arrived
+	open   chan struct{}
+	once   sync.Once
 }
 
-// pass waits until n commits arrived at the gate, raceWait has passed or
-// ctx ended.
-func (g *gate) pass(ctx context.Context) {
+// sameEpoch reports whether all n commits arrived, all of one epoch.
+func (g *gate) sameEpoch() bool {
 	g.mu.Lock()
-	g.arrived++
-	if g.arrived >= g.n {
+	defer g.mu.Unlock()
+	return len(g.epochs) == g.n && !slices.ContainsFunc(g.epochs, func(e uint64) bool { return e != g.epochs[0] })
+}
+
+// pass waits, with a commit of epoch, until n commits arrived at the
+// gate, raceWait has passed or ctx ended.
+func (g *gate) pass(ctx context.Context, epoch uint64) {
+	g.mu.Lock()
+	g.epochs = append(g.epochs, epoch)
+	if len(g.epochs) >= g.n {
 		g.once.Do(func() { close(g.open) })
 	}
 	g.mu.Unlock()

@@ -31,7 +31,9 @@ type Backend struct {
 // SetCut partitions the proxy's path: Refused resets every connection
 // through it and every new one, BlackHoled holds every byte (and every
 // close) in both directions, and every new connection before its backend
-// is dialled, until the cut heals.
+// is dialled, until the cut heals; AnswersBlackHoled and AnswersReset let
+// requests through but lose their answers. SetCutFrom cuts only the
+// connections dialled by one source (SetSources names them).
 type Proxy struct {
 	ln       net.Listener
 	backends []Backend
@@ -44,23 +46,43 @@ type Proxy struct {
 	Connections, Failovers atomic.Int64
 	// Resets counts the accepted connections a Refused cut reset, Stalls
 	// the transfers (a connection's direction, or a new connection's
-	// dial) a BlackHoled cut held.
-	Resets, Stalls atomic.Int64
+	// dial) a BlackHoled cut held, Lost the connections whose answers an
+	// AnswersBlackHoled or AnswersReset cut dropped.
+	Resets, Stalls, Lost atomic.Int64
 
 	mu sync.Mutex
-	// conns are the open connections, each marked true when accepted
-	// (the peer's side) and false when dialled (the backend's side).
-	conns  map[net.Conn]bool
+	// flows are the open connections.
+	flows  map[*flow]struct{}
 	closed bool
-	cut    Cut
-	// healed is closed when a BlackHoled cut ends.
-	healed chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// cut is the state of the whole path, from that of the connections
+	// dialled by a named source (Connected ones are not kept).
+	cut  Cut
+	from map[string]Cut
+	// sources names the dialler of an accepted connection (SetSources).
+	sources func(net.Conn) string
+	// changed is closed and replaced whenever a cut changes: black-holed
+	// transfers wait on it.
+	changed chan struct{}
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// flow is one proxied connection: the accepted peer side and the dialled
+// backend side (nil until dialled), with the state an answer-losing cut
+// keeps for it. Its fields other than peer and source are guarded by
+// Proxy.mu.
+type flow struct {
+	peer, backend net.Conn
+	// source names the peer's dialler, or "".
+	source string
+	// doomed: the connection was open when an answer-losing cut began;
+	// asked: a request byte crossed it since; lost: an answer of it was
+	// dropped, so its stream is broken for good.
+	doomed, asked, lost bool
 }
 
 // Cut is the state of a Proxy's path: connected or partitioned, in one of
-// the two ways a network fails.
+// the ways a network fails.
 type Cut int
 
 const (
@@ -73,7 +95,25 @@ const (
 	// sent arrives only after the cut heals (as TCP retransmits), unless
 	// a peer gave up first. Only the peers' timeouts end a call.
 	BlackHoled
+	// AnswersBlackHoled: on every connection open when the cut begins,
+	// the peer's requests reach the backend, which processes them, but
+	// from the first byte the backend sends after a request on, nothing
+	// it sends reaches the peer; the peer's timeouts end its calls. When
+	// the cut heals those connections are reset (their streams lost
+	// bytes). New connections are not affected.
+	AnswersBlackHoled
+	// AnswersReset: on every connection open when the cut begins, what
+	// the backend sends after a request is dropped, from the first byte
+	// on, and answerResetDelay later the connection is reset, both
+	// sides: the backend had the time to process what it was sent (an
+	// HTTP/2 server may send flow-control frames before it answers), the
+	// peer sees its calls fail. New connections are not affected.
+	AnswersReset
 )
+
+// answerResetDelay is how long an AnswersReset cut waits after dropping
+// a connection's first answer bytes before it resets the connection.
+const answerResetDelay = 500 * time.Millisecond
 
 // String names the cut.
 func (c Cut) String() string {
@@ -84,9 +124,17 @@ func (c Cut) String() string {
 		return "refused"
 	case BlackHoled:
 		return "black-holed"
+	case AnswersBlackHoled:
+		return "answers-black-holed"
+	case AnswersReset:
+		return "answers-reset"
 	}
 	return fmt.Sprintf("Cut(%d)", int(c))
 }
+
+// losesAnswers reports whether the cut lets requests through and drops
+// their answers.
+func (c Cut) losesAnswers() bool { return c == AnswersBlackHoled || c == AnswersReset }
 
 // MarshalText names the cut in JSON (tools/chaos -json).
 func (c Cut) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
@@ -99,7 +147,8 @@ func NewProxy(addr string, backends []Backend) (*Proxy, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{ln: ln, backends: backends, healthy: make([]atomic.Bool, len(backends)), conns: map[net.Conn]bool{}, cancel: cancel}
+	p := &Proxy{ln: ln, backends: backends, healthy: make([]atomic.Bool, len(backends)),
+		flows: map[*flow]struct{}{}, from: map[string]Cut{}, changed: make(chan struct{}), cancel: cancel}
 	for i := range p.healthy {
 		p.healthy[i].Store(true)
 	}
@@ -117,29 +166,85 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // preference), as a balancer with session affinity would.
 func (p *Proxy) Prefer(i int) { p.prefer.Store(int32(i)) }
 
+// SetSources makes the proxy name the dialler of every connection it
+// accepts from then on with f ("" when unknown), for SetCutFrom.
+func (p *Proxy) SetSources(f func(net.Conn) string) {
+	p.mu.Lock()
+	p.sources = f
+	p.mu.Unlock()
+}
+
 // SetCut changes the state of the proxy's path. Cutting with Refused
 // resets every open connection; healing a BlackHoled cut (with
-// Connected or Refused) releases what it held.
+// Connected or Refused) releases what it held; an answer-losing cut
+// applies to the connections open when it begins, and healing it resets
+// those whose answers it dropped. A cut of a source (SetCutFrom) takes
+// precedence for that source's connections.
 func (p *Proxy) SetCut(c Cut) {
+	p.change(func() { p.cut = c })
+}
+
+// SetCutFrom changes the state of the path for the connections dialled
+// by source (as named by SetSources) alone, as SetCut does for all;
+// Connected heals it, leaving them to the whole path's cut.
+func (p *Proxy) SetCutFrom(source string, c Cut) {
+	p.change(func() {
+		if c == Connected {
+			delete(p.from, source)
+		} else {
+			p.from[source] = c
+		}
+	})
+}
+
+// cutOf is the cut a connection is subject to; p.mu must be held.
+func (p *Proxy) cutOf(f *flow) Cut {
+	if c, ok := p.from[f.source]; ok && f.source != "" {
+		return c
+	}
+	return p.cut
+}
+
+// change applies set to the cuts and moves every open connection to its
+// new cut: a connection newly Refused is reset, one newly under an
+// answer-losing cut is doomed, and one leaving such a cut is reset if its
+// answers were dropped. It wakes the black-holed transfers.
+func (p *Proxy) change(set func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c == p.cut || p.closed {
+	if p.closed {
 		return
 	}
-	if p.cut == BlackHoled {
-		close(p.healed)
+	old := make(map[*flow]Cut, len(p.flows))
+	for f := range p.flows {
+		old[f] = p.cutOf(f)
 	}
-	p.cut = c
-	switch c {
-	case BlackHoled:
-		p.healed = make(chan struct{})
-	case Refused:
-		for conn, accepted := range p.conns {
-			if accepted {
-				p.Resets.Add(1)
+	set()
+	for f, was := range old {
+		now := p.cutOf(f)
+		switch {
+		case now == was:
+		case now == Refused:
+			p.Resets.Add(1)
+			f.reset()
+		case now.losesAnswers() && !was.losesAnswers():
+			f.doomed, f.asked = f.backend != nil, false
+		case was.losesAnswers() && !now.losesAnswers():
+			if f.lost {
+				f.reset()
 			}
-			reset(conn)
+			f.doomed = false
 		}
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// reset closes both sides of a connection with a TCP reset.
+func (f *flow) reset() {
+	reset(f.peer)
+	if f.backend != nil {
+		reset(f.backend)
 	}
 }
 
@@ -151,25 +256,55 @@ func reset(c net.Conn) {
 	_ = c.Close()
 }
 
-// pass waits while the path is BlackHoled and reports whether traffic may
-// flow (false: Refused, or the proxy is closed). A wait counts as a stall.
-func (p *Proxy) pass() bool {
+// verdict is what a splice does with what it read from one side.
+type verdict int
+
+const (
+	deliver verdict = iota
+	// drop discards the bytes (an answer lost).
+	drop
+	// sever resets the connection: the path is Refused, or the proxy is
+	// closed.
+	sever
+)
+
+// judge decides what becomes of what was read from one side of f (up:
+// from the peer towards the backend; data: bytes, else the end of the
+// stream), waiting while f's path is BlackHoled. A wait counts as a
+// stall.
+func (p *Proxy) judge(f *flow, up, data bool) verdict {
 	stalled := false
 	for {
 		p.mu.Lock()
-		cut, healed, closed := p.cut, p.healed, p.closed
-		p.mu.Unlock()
+		cut, changed := p.cutOf(f), p.changed
+		v := deliver
 		switch {
-		case closed || cut == Refused:
-			return false
-		case cut == Connected:
-			return true
+		case p.closed || cut == Refused:
+			v = sever
+		case f.lost && data && !up:
+			v = drop
+		case cut.losesAnswers() && f.doomed && data && up:
+			f.asked = true
+		case cut.losesAnswers() && f.doomed && data && f.asked:
+			p.Lost.Add(1)
+			f.lost, v = true, drop
+			if cut == AnswersReset {
+				time.AfterFunc(answerResetDelay, func() {
+					p.mu.Lock()
+					defer p.mu.Unlock()
+					f.reset()
+				})
+			}
+		}
+		p.mu.Unlock()
+		if cut != BlackHoled || v == sever {
+			return v
 		}
 		if !stalled {
 			p.Stalls.Add(1)
 			stalled = true
 		}
-		<-healed
+		<-changed
 	}
 }
 
@@ -178,12 +313,13 @@ func (p *Proxy) pass() bool {
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	if p.cut == BlackHoled {
-		close(p.healed)
-		p.cut = Connected
-	}
-	for c := range p.conns {
-		_ = c.Close()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	for f := range p.flows {
+		_ = f.peer.Close()
+		if f.backend != nil {
+			_ = f.backend.Close()
+		}
 	}
 	p.mu.Unlock()
 	p.cancel()
@@ -207,32 +343,6 @@ func (p *Proxy) check(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// track registers an open connection (accepted: the peer's side). It
-// reports false, and the connection must not be used, when the proxy is
-// closed or its path Refused (the connection is reset then).
-func (p *Proxy) track(c net.Conn, accepted bool) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return false
-	case p.cut == Refused:
-		if accepted {
-			p.Resets.Add(1)
-		}
-		reset(c)
-		return false
-	}
-	p.conns[c] = accepted
-	return true
-}
-
-func (p *Proxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
 }
 
 func (p *Proxy) accept() {
@@ -283,44 +393,90 @@ func (p *Proxy) dial() (net.Conn, error) {
 	return nil, last
 }
 
+// open registers an accepted connection, naming its dialler. It returns
+// nil, and the connection must not be used, when the proxy is closed or
+// the connection's path Refused (the connection is reset then).
+func (p *Proxy) open(in net.Conn) *flow {
+	p.mu.Lock()
+	sources := p.sources
+	p.mu.Unlock()
+	f := &flow{peer: in}
+	if sources != nil {
+		f.source = sources(in)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil
+	case p.cutOf(f) == Refused:
+		p.Resets.Add(1)
+		reset(in)
+		return nil
+	}
+	p.flows[f] = struct{}{}
+	return f
+}
+
+// attach sets a connection's dialled backend side. It reports false, and
+// the connection must be closed, when the proxy is closed or the
+// connection's path Refused meanwhile.
+func (p *Proxy) attach(f *flow, out net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.cutOf(f) == Refused {
+		return false
+	}
+	f.backend = out
+	return true
+}
+
 func (p *Proxy) serve(in net.Conn) {
-	if !p.track(in, true) {
+	f := p.open(in)
+	if f == nil {
 		in.Close()
 		return
 	}
-	defer p.untrack(in)
+	defer func() {
+		p.mu.Lock()
+		delete(p.flows, f)
+		p.mu.Unlock()
+	}()
 	defer in.Close()
 	// A new connection waits out a black hole before reaching a backend
 	// (a refusing cut meanwhile resets it).
-	if !p.pass() {
+	if p.judge(f, true, false) == sever {
 		return
 	}
 	out, err := p.dial()
 	if err != nil {
 		return
 	}
-	if !p.track(out, false) {
-		out.Close()
+	defer out.Close()
+	if !p.attach(f, out) {
 		return
 	}
-	defer p.untrack(out)
-	defer out.Close()
 	done := make(chan struct{}, 2)
-	splice := func(dst, src net.Conn) {
+	splice := func(dst, src net.Conn, up bool) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
-				if !p.pass() {
+				v := p.judge(f, up, true)
+				if v == sever {
+					reset(dst)
+					reset(src)
 					break
 				}
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
+				if v == deliver {
+					if _, werr := dst.Write(buf[:n]); werr != nil {
+						break
+					}
 				}
 			}
 			if err != nil {
 				// A black hole holds the close too.
-				p.pass()
+				p.judge(f, up, false)
 				break
 			}
 		}
@@ -330,8 +486,8 @@ func (p *Proxy) serve(in net.Conn) {
 		_ = src.Close()
 		done <- struct{}{}
 	}
-	go splice(out, in)
-	go splice(in, out)
+	go splice(out, in, true)
+	go splice(in, out, false)
 	<-done
 	<-done
 }

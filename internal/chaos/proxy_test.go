@@ -290,3 +290,176 @@ func TestProxyBlackHoled(t *testing.T) {
 		t.Fatal("Close hung on a black hole")
 	}
 }
+
+// recordingBackend is an echoBackend named "b" that also reports every
+// line it processed on the returned channel.
+func recordingBackend(t *testing.T) (net.Listener, <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					got <- sc.Text()
+					if _, err := fmt.Fprintf(c, "b %s\n", sc.Text()); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln, got
+}
+
+// expectProcessed waits for the backend to report line.
+func expectProcessed(t *testing.T, got <-chan string, want string) {
+	t.Helper()
+	select {
+	case line := <-got:
+		if line != want {
+			t.Fatalf("backend processed %q, want %q", line, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("backend never processed %q", want)
+	}
+}
+
+// expectBroken fails unless reading c ends in an error or EOF.
+func expectBroken(t *testing.T, r *bufio.Reader, c net.Conn, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := r.ReadString('\n'); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: got %q %v, want the connection reset", what, got, err)
+	}
+}
+
+// TestProxyAnswersBlackHoled: on a connection open when the cut begins,
+// requests reach the backend, which processes them, and their answers are
+// dropped; new connections are not affected; healing resets the
+// connection that lost answers.
+func TestProxyAnswersBlackHoled(t *testing.T) {
+	b, got := recordingBackend(t)
+	p := oneBackendProxy(t, b.Addr().String())
+	held, r := connectedThrough(t, p)
+	expectProcessed(t, got, "before")
+
+	p.SetCut(AnswersBlackHoled)
+	for _, line := range []string{"during", "again"} {
+		fmt.Fprintln(held, line)
+		expectProcessed(t, got, line)
+		expectSilence(t, r, held, 300*time.Millisecond, "answer during the cut")
+	}
+	if got := roundTrip(t, p.Addr(), "new"); got != "b new" {
+		t.Fatalf("new connection during the cut: %q", got)
+	}
+	expectProcessed(t, got, "new")
+	if n := p.Lost.Load(); n != 1 {
+		t.Fatalf("Lost = %d, want 1 (one connection)", n)
+	}
+
+	p.SetCut(Connected)
+	expectBroken(t, r, held, "connection that lost answers, after healing")
+	if got := roundTrip(t, p.Addr(), "after"); got != "b after" {
+		t.Fatalf("after healing: %q", got)
+	}
+	if p.Resets.Load() != 0 || p.Stalls.Load() != 0 {
+		t.Fatalf("Resets = %d, Stalls = %d, want 0 (no refusing or black-holing cut)", p.Resets.Load(), p.Stalls.Load())
+	}
+}
+
+// TestProxyAnswersReset: on a connection open when the cut begins, the
+// answers are dropped from the first one on, requests still reach the
+// backend, and the connection is reset answerResetDelay later; new
+// connections pass.
+func TestProxyAnswersReset(t *testing.T) {
+	b, got := recordingBackend(t)
+	p := oneBackendProxy(t, b.Addr().String())
+	held, r := connectedThrough(t, p)
+	expectProcessed(t, got, "before")
+
+	p.SetCut(AnswersReset)
+	if got := roundTrip(t, p.Addr(), "new"); got != "b new" {
+		t.Fatalf("new connection during the cut: %q", got)
+	}
+	expectProcessed(t, got, "new")
+	fmt.Fprintln(held, "during")
+	expectProcessed(t, got, "during")
+	fmt.Fprintln(held, "more")
+	expectProcessed(t, got, "more")
+	expectBroken(t, r, held, "connection whose answer was lost")
+	if n := p.Lost.Load(); n != 1 {
+		t.Fatalf("Lost = %d, want 1", n)
+	}
+	p.SetCut(Connected)
+	if got := roundTrip(t, p.Addr(), "after"); got != "b after" {
+		t.Fatalf("after healing: %q", got)
+	}
+	if b, err := json.Marshal([]Cut{AnswersBlackHoled, AnswersReset}); err != nil || string(b) != `["answers-black-holed","answers-reset"]` {
+		t.Fatalf("cuts in JSON: %s %v", b, err)
+	}
+}
+
+// TestProxyCutFrom: a cut of one source acts on that source's
+// connections alone, open and new, and takes precedence over the whole
+// path's state; healing it leaves them to the whole path's cut.
+func TestProxyCutFrom(t *testing.T) {
+	b := echoBackend(t, "b")
+	defer b.Close()
+	p := oneBackendProxy(t, b.Addr().String())
+	p.SetSources(func(c net.Conn) string { return c.RemoteAddr().(*net.TCPAddr).IP.String() })
+	other := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: time.Second}
+	dial := func(d *net.Dialer) (net.Conn, *bufio.Reader) {
+		c, err := d.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Skipf("cannot dial from 127.0.0.2: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	cut, cr := dial(&other)
+	kept, kr := dial(&net.Dialer{Timeout: time.Second})
+	for _, c := range []struct {
+		conn net.Conn
+		r    *bufio.Reader
+	}{{cut, cr}, {kept, kr}} {
+		fmt.Fprintln(c.conn, "before")
+		expectLine(t, c.r, c.conn, "b before", "before the cut")
+	}
+
+	p.SetCutFrom("127.0.0.2", Refused)
+	expectBroken(t, cr, cut, "connection of the cut source")
+	fmt.Fprintln(kept, "during")
+	expectLine(t, kr, kept, "b during", "connection of another source")
+	late, lr := dial(&other)
+	fmt.Fprintln(late, "late")
+	expectBroken(t, lr, late, "new connection of the cut source")
+
+	// The whole path black-holed: the source's cut still refuses.
+	p.SetCut(BlackHoled)
+	fmt.Fprintln(kept, "held")
+	expectSilence(t, kr, kept, 300*time.Millisecond, "connection of another source, black-holed")
+	late, lr = dial(&other)
+	fmt.Fprintln(late, "late")
+	expectBroken(t, lr, late, "new connection of the cut source, path black-holed")
+	if n := p.Resets.Load(); n != 3 {
+		t.Fatalf("Resets = %d, want 3", n)
+	}
+
+	p.SetCut(Connected)
+	expectLine(t, kr, kept, "b held", "held line after healing")
+	p.SetCutFrom("127.0.0.2", Connected)
+	again, ar := dial(&other)
+	fmt.Fprintln(again, "after")
+	expectLine(t, ar, again, "b after", "cut source after healing")
+}

@@ -74,12 +74,30 @@ type Config struct {
 	FreezeShare          float64
 	FreezeMin, FreezeMax time.Duration
 	// PartitionShare is the probability that a turn of the chaos loop
-	// cuts the network between a.example and b.example or c.example (both
-	// directions, Topology.Link) for PartitionMin..PartitionMax (default
-	// 2–8 s) instead of killing a node, refused or black-holed with equal
-	// odds (Cut). Default 0: never.
+	// cuts the network between a.example and b.example or c.example
+	// (Topology.Link) for PartitionMin..PartitionMax (default 2–8 s)
+	// instead of killing a node: both directions or one, refused or
+	// black-holed with equal odds (Cut), or only the answers of the
+	// requests in flight; or, with a clustered b.example, one of its
+	// nodes from its peers (PartitionMode). Default 0: never.
 	PartitionShare             float64
 	PartitionMin, PartitionMax time.Duration
+	// ClientLinkShare is the probability that a turn of the chaos loop
+	// that neither freezes a node nor partitions providers cuts the link between the clients of a.example, b.example or
+	// c.example and their provider's client API for
+	// ClientLinkMin..ClientLinkMax (default 2–8 s) instead of killing a
+	// node: refused or black-holed (odds 1/4 each), or losing every
+	// answer (odds 1/2: the provider processes each request, the client
+	// gets a transport error; ClientCut). With a positive share every
+	// client reaches its provider through that provider's link and sends
+	// each request once, so that the SDK's own resends of the same bytes
+	// (client.ErrOutcomeUnknown) are the only ones, and the receive-only
+	// clients read their inbox during the load too. Default 0: no links.
+	ClientLinkShare              float64
+	ClientLinkMin, ClientLinkMax time.Duration
+	// RaceCommitters is the number of admins whose commits race in a
+	// membership race (OpRace; default 2).
+	RaceCommitters int
 	// Rooms is the number of rooms hosted by a.example (default 2);
 	// Senders and Receivers the number of sending and receive-only clients
 	// at each of the three providers (defaults 1 and 1).
@@ -137,6 +155,9 @@ func (c *Config) defaults() {
 	def(&c.FreezeMax, 8*time.Second)
 	def(&c.PartitionMin, 2*time.Second)
 	def(&c.PartitionMax, 8*time.Second)
+	def(&c.ClientLinkMin, 2*time.Second)
+	def(&c.ClientLinkMax, 8*time.Second)
+	defInt(&c.RaceCommitters, 2)
 	if c.LeaderShare == 0 {
 		c.LeaderShare = 0.4
 	}
@@ -194,6 +215,12 @@ type Result struct {
 	Partitions                     []Partition
 	LeaderFreezes, FollowerFreezes int
 	BlackHoles                     int
+	// ClientFaults are the client link faults made (Config.ClientLinkShare).
+	ClientFaults []ClientFault
+	// AmbiguousAnswers counts the wrongEpoch answers to a commit or
+	// proposals sent again after a try without an answer: the hub may
+	// have taken them, so they are recorded as no answer.
+	AmbiguousAnswers int
 	// ByDomain counts the kills per provider.
 	ByDomain map[string]DomainKills
 	// LeaderChanges counts the changes of a cluster leader's identity seen
@@ -219,9 +246,13 @@ type Result struct {
 	Adds, Removes, MembershipCalls, MembershipGaveUp int
 	MembershipFailures                               map[string]int
 	// Leaves counts the leaves completed, DeviceJoins the clients joined
-	// by external commit, Races the racing commits of two admins, and
-	// WrongEpochs the wrongEpoch answers to the actors' clients' updates.
+	// by external commit, Races the races of Config.RaceCommitters admins'
+	// commits, and WrongEpochs the wrongEpoch answers to the actors'
+	// clients' updates. RaceLosers counts the racing admins answered
+	// wrongEpoch, RaceRecovered those of them that then made their change,
+	// RacesFull the races whose commits were all made in one epoch.
 	Leaves, DeviceJoins, Races, WrongEpochs int
+	RaceLosers, RaceRecovered, RacesFull    int
 	// StatesChecked counts the (member, room) states compared with the
 	// hub's room state at the end.
 	StatesChecked int
@@ -283,10 +314,11 @@ func (r *Result) Summary() string {
 		rep.Count(ProblemLostAtHub), rep.Count(ProblemDuplicateAtHub), rep.Count(ProblemRefusedAtHub), rep.Count(ProblemLost), rep.Count(ProblemDuplicate),
 		rep.Count(ProblemReordered), rep.Count(ProblemUnknown), rep.Count(ProblemMemberState), r.MeanAckLatency.Round(time.Millisecond), r.MaxAckLatency.Round(time.Millisecond),
 		r.ProxyConnections, r.ProxyFailovers) +
-		fmt.Sprintf(" freezes=%d (leader %d, follower %d) partitions=%d (black-holed %d)",
-			len(r.Freezes), r.LeaderFreezes, r.FollowerFreezes, len(r.Partitions), r.BlackHoles) +
+		fmt.Sprintf(" freezes=%d (leader %d, follower %d) partitions=%d (black-holed %d; by mode: %s)",
+			len(r.Freezes), r.LeaderFreezes, r.FollowerFreezes, len(r.Partitions), r.BlackHoles, r.partitionModes()) +
 		fmt.Sprintf(" leaves=%d device_joins=%d external_joins=%d races=%d wrong_epoch=%d proposals_acked=%d hub_proposals=%d proposal_dropped=%d removal_unreported=%d",
-			r.Leaves, r.DeviceJoins, rep.ExternalJoins, r.Races, r.WrongEpochs, rep.ProposalsAcked, rep.HubProposals, rep.Count(ProblemProposalDropped), rep.Count(ProblemRemoval))
+			r.Leaves, r.DeviceJoins, rep.ExternalJoins, r.Races, r.WrongEpochs, rep.ProposalsAcked, rep.HubProposals, rep.Count(ProblemProposalDropped), rep.Count(ProblemRemoval)) +
+		r.clientFaultSummary()
 }
 
 // Run runs the scenario: it starts the topology, sets up the clients and
@@ -359,10 +391,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			c.ClientProxy.Prefer(slices.Index(c.Nodes, n))
 		}
 	}
-	fl, err := newFleet(topo, rec, rng, cfg.AttemptTimeout, cfg.GiveUp)
+	fl, err := newFleet(topo, rec, rng, cfg.AttemptTimeout, cfg.GiveUp, cfg.ClientLinkShare > 0)
 	if err != nil {
 		return res, err
 	}
+	defer fl.close()
 	clients, err := newClients(setupCtx, fl, cfg.Senders, cfg.Receivers, cfg.Rooms+1)
 	if err != nil {
 		return res, err
@@ -444,6 +477,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	loadStart := time.Now()
 	for _, sc := range clients {
 		if !sc.sender {
+			if fl.links != nil {
+				workers.Go(func() { runReader(loadCtx, sc, stop) })
+			}
 			continue
 		}
 		srng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
@@ -456,7 +492,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	for i, a := range admins {
 		ac := &actor{room: rooms[i], num: i + 1, admin: a, fleet: fl, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
-			ops: ops, every: cfg.MembershipEvery, giveUp: cfg.GiveUp, st: &mst, logf: logf}
+			ops: ops, every: cfg.MembershipEvery, giveUp: cfg.GiveUp, st: &mst, logf: logf, racing: cfg.RaceCommitters}
 		actors = append(actors, ac)
 		workers.Go(func() { ac.run(loadCtx, stop) })
 	}
@@ -471,6 +507,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer st.mu.Unlock()
 		return st.acked
 	}}
+	lx := &linkFaults{faults: fx, links: fl.links}
 	res.ByDomain = map[string]DomainKills{}
 	var chaosErr error
 	for chaosErr == nil && (len(res.Kills) < cfg.Kills || time.Since(loadStart) < cfg.Duration) {
@@ -491,6 +528,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// Some turns freeze a node or partition two providers instead
 		// (faults_*.go).
 		if done, err := fx.turn(ctx); done || err != nil {
+			chaosErr = err
+			continue
+		}
+		if done, err := lx.turn(ctx); done || err != nil {
 			chaosErr = err
 			continue
 		}
@@ -587,6 +628,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	mst.mu.Lock()
 	res.Adds, res.Removes, res.MembershipCalls, res.MembershipGaveUp, res.MembershipFailures = mst.adds, mst.removes, mst.calls, mst.gaveUp, mst.failures
 	res.Leaves, res.DeviceJoins, res.Races, res.WrongEpochs = mst.leaves, mst.joins, mst.races, mst.wrongEpochs
+	res.RaceLosers, res.RaceRecovered, res.RacesFull = mst.raceLosers, mst.raceRecovered, mst.racesFull
 	membershipProblems := mst.problems
 	proposals := copySubmits(mst.proposals)
 	mst.mu.Unlock()
@@ -704,6 +746,8 @@ func finish(ctx context.Context, topo *Topology, clients []*simClient, rooms []s
 	rep.Problems = append(rep.Problems, states...)
 	rep.Problems = append(rep.Problems, extra...)
 	rep.Problems = append(rep.Problems, decryptCheck(clients, rec, res)...)
+	rep.Problems = append(rep.Problems, inboxCheck(clients, rec)...)
+	res.AmbiguousAnswers = rec.ambiguousAnswers()
 	res.Report = rep
 	if !rep.OK() {
 		if err := writeTrace(topo.Dir, hubLog, entries, rec); err != nil {

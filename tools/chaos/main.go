@@ -23,6 +23,7 @@
 //	    [-leader-share 0.4] [-follower-share 0.25] [-quorum-loss-share 0] [-membership-every 2s]
 //	    [-membership-ops add,remove,leave,join,race]
 //	    [-freeze-share 0] [-freeze 1s-8s] [-partition-share 0] [-partition 2s-8s]
+//	    [-client-link-share 0] [-client-link 2s-8s] [-race-committers 2]
 //	    [-clustered-follower] [-log-level info] [-json]
 //
 // With -membership-every D > 0, every room also has an admin client that
@@ -42,7 +43,17 @@
 // connections stay open but it answers nothing, so a frozen leader must
 // be replaced and step down once resumed. With -partition-share P, a turn
 // cuts the network between a.example and b.example or c.example, both
-// directions, refused or black-holed, for -partition, with probability P.
+// directions or one, refused or black-holed, or loses the answers of the
+// requests in flight between them (processed, never answered), or, with
+// -clustered-follower, cuts a node of b.example from its Raft peers, for
+// -partition, with probability P. With -client-link-share P, a turn
+// that does neither cuts, with probability P, the link between the
+// clients of one provider and its client API for -client-link: refused,
+// black-holed, or losing every answer (the provider processes the
+// request, the client never learns); every client then sends each
+// request once, so the SDK's own resends with the same bytes are the
+// only ones. -race-committers N makes N admins commit in the same epoch
+// in a race instead of two.
 //
 // The run lasts at least -duration and at least -kills kills. It prints
 // one progress line per kill and a FIGURES line, and exits 0 when no
@@ -110,11 +121,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quorumLoss := fs.Float64("quorum-loss-share", 0, "probability that a hub node kill takes a second hub node down with it (the hub loses its quorum until both are back)")
 	freezeShare := fs.Float64("freeze-share", 0, "probability that a turn freezes a node (SIGSTOP, then SIGCONT) instead of killing one")
 	freeze := fs.String("freeze", "1s-8s", "how long a frozen node stays stopped (lo-hi)")
-	partitionShare := fs.Float64("partition-share", 0, "probability that a turn cuts the network between a.example and b.example or c.example (refused or black-holed) instead of killing a node")
+	partitionShare := fs.Float64("partition-share", 0, "probability that a turn cuts the network between a.example and b.example or c.example (both ways or one, refused or black-holed, or answers lost), or a node of a clustered b.example from its peers, instead of killing a node")
 	partition := fs.String("partition", "2s-8s", "how long a partition lasts (lo-hi)")
+	clientLinkShare := fs.Float64("client-link-share", 0, "probability that a turn that neither freezes nor partitions cuts the link between one provider's clients and its client API (refused, black-holed, or answers lost) instead of killing a node; > 0 routes every client through such a link, with no retries but the SDK's")
+	clientLink := fs.String("client-link", "2s-8s", "how long a client link fault lasts (lo-hi)")
+	raceCommitters := fs.Int("race-committers", 2, "admins whose commits race in the same epoch in a race membership change")
 	clustered := fs.Bool("clustered-follower", false, "run b.example as a three-node Raft cluster behind proxies too")
 	membershipEvery := fs.Duration("membership-every", 0, "mean pause between two membership changes of each room's admin (see -membership-ops); 0: none")
-	membershipOps := fs.String("membership-ops", "all", "the membership changes drawn from, comma-separated: add (a new user), remove (an added user), leave (an added user leaves), join (a new client of an added user joins by external commit), race (two admins commit at once); or all")
+	membershipOps := fs.String("membership-ops", "all", "the membership changes drawn from, comma-separated: add (a new user), remove (an added user), leave (an added user leaves), join (a new client of an added user joins by external commit), race (-race-committers admins commit at once); or all")
 	logLevel := fs.String("log-level", "info", "daemons' log level")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	unpinned := fs.Bool("unpinned-setup", false, "route the setup through any hub node, not the leader (reproduces the read-your-writes gap)")
@@ -145,6 +159,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "chaos: -partition:", err)
 		return 2
 	}
+	clientLinkLo, clientLinkHi, err := span(*clientLink)
+	if err != nil {
+		fmt.Fprintln(stderr, "chaos: -client-link:", err)
+		return 2
+	}
+	if *raceCommitters < 2 {
+		fmt.Fprintln(stderr, "chaos: -race-committers: at least 2")
+		return 2
+	}
 	ops, err := chaos.ParseMembershipOps(*membershipOps)
 	if err != nil {
 		fmt.Fprintln(stderr, "chaos: -membership-ops:", err)
@@ -169,6 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		UpMin: upLo, UpMax: upHi, DownMin: downLo, DownMax: downHi, LeaderShare: *leaderShare, FollowerShare: *followerShare, QuorumLossShare: *quorumLoss,
 		FreezeShare: *freezeShare, FreezeMin: freezeLo, FreezeMax: freezeHi,
 		PartitionShare: *partitionShare, PartitionMin: partitionLo, PartitionMax: partitionHi,
+		ClientLinkShare: *clientLinkShare, ClientLinkMin: clientLinkLo, ClientLinkMax: clientLinkHi, RaceCommitters: *raceCommitters,
 		UnpinnedSetup: *unpinned, MembershipEvery: *membershipEvery, MembershipOps: ops,
 		Rooms: *rooms, Senders: *senders, Receivers: *receivers, SendPause: *pause,
 		Topology: chaos.TopologyConfig{LogLevel: *logLevel, ClusteredFollower: *clustered},
