@@ -22,13 +22,16 @@ import (
 // same hops as the federation run with nothing but the transport and one
 // durable write per provider.
 type FloorResult struct {
-	Messages   int     `json:"messages"`
-	Seconds    float64 `json:"seconds"`
-	PerSec     float64 `json:"messages_per_sec"`
-	Latency    Latency `json:"submit_latency"`
-	CPUSeconds float64 `json:"cpu_seconds"`
-	CPUPerMsgM float64 `json:"cpu_per_message_ms"`
-	Bodies     int64   `json:"notify_bodies"`
+	Messages int `json:"messages"`
+	// AcceptedPerSec is the rate of the hub's answers to the senders,
+	// PerSec the rate at which messages reached both followers.
+	AcceptedPerSec float64 `json:"accepted_per_sec"`
+	Seconds        float64 `json:"seconds"`
+	PerSec         float64 `json:"messages_per_sec"`
+	Latency        Latency `json:"submit_latency"`
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	CPUPerMsgM     float64 `json:"cpu_per_message_ms"`
+	Bodies         int64   `json:"notify_bodies"`
 }
 
 // floorNode is one provider of the floor pipeline: a mutual-TLS HTTP/2
@@ -203,7 +206,7 @@ func runFloor(ctx context.Context, f *fabric, dir string, messages, concurrency,
 		}
 	}
 	return &FloorResult{
-		Messages: messages, Seconds: elapsed.Seconds(), PerSec: float64(messages) / elapsed.Seconds(),
+		Messages: messages, AcceptedPerSec: res.PerSec, Seconds: elapsed.Seconds(), PerSec: float64(messages) / elapsed.Seconds(),
 		Latency: res.Latency, CPUSeconds: cpu.Seconds(), CPUPerMsgM: cpu.Seconds() * 1e3 / float64(messages),
 		Bodies: bodies.Load(),
 	}, nil

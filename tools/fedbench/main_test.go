@@ -87,7 +87,7 @@ func smoke(t *testing.T, pre bool) {
 
 	wantOut := []string{"FEDERATION", "BASELINE", "RATIO", "b.example", "follower", "check: ok"}
 	if pre {
-		if fl := rep.Floor; fl == nil || fl.Messages != n || fl.PerSec <= 0 || fl.Bodies < 1 || fl.Latency.Count != n || rep.RatioFloor <= 0 {
+		if fl := rep.Floor; fl == nil || fl.Messages != n || fl.PerSec <= 0 || fl.AcceptedPerSec < fl.PerSec || fl.Bodies < 1 || fl.Latency.Count != n || rep.RatioFloor <= 0 {
 			t.Errorf("floor %+v, ratio %v", rep.Floor, rep.RatioFloor)
 		}
 		wantOut = append(wantOut, "FLOOR")
