@@ -115,6 +115,7 @@ type Client struct {
 
 	bundles   map[string]*mls.KeyPackageBundle // by KeyPackageRef
 	rooms     map[string]*room                 // by room URI
+	joins     map[string]*pendingJoin          // external commits of unknown outcome, by room URI
 	inboxNext uint64                           // next inbox position to process
 	events    []Event                          // produced but not yet returned by Sync
 }
@@ -185,7 +186,7 @@ func newClient(id mimi.ClientIdentity, s *cipher.Suite, priv, pub []byte, p Prov
 	}
 	c := &Client{
 		id: id, suite: s, sigPriv: priv, sigPub: pub, cred: cred, p: p,
-		bundles: map[string]*mls.KeyPackageBundle{}, rooms: map[string]*room{},
+		bundles: map[string]*mls.KeyPackageBundle{}, rooms: map[string]*room{}, joins: map[string]*pendingJoin{},
 	}
 	if opts != nil {
 		c.opts = *opts

@@ -15,7 +15,9 @@ type EventType uint8
 // out to the client (draft-ralston-mimi-protocol-02, Section 5.5).
 const (
 	// EventJoined: the client joined the room by a Welcome (Sections 3.2
-	// and 3.3). Its room state is available with Client.Room.
+	// and 3.3), or the echo of its external commit completed a
+	// JoinNewDevice whose outcome was unknown (Section 3.6). Its room
+	// state is available with Client.Room.
 	EventJoined EventType = iota + 1
 	// EventMessage: an application message (Section 3.4); Data holds it.
 	EventMessage

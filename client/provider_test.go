@@ -323,6 +323,68 @@ func TestCommitAcceptedThenOvertaken(t *testing.T) {
 	}
 }
 
+// TestJoinNewDeviceAnswerLost: a new device's external commit whose
+// every answer was lost (ErrOutcomeUnknown) is completed by its echo
+// (EventJoined) when the hub accepted it, and sent again by the next
+// JoinNewDevice when it never reached the hub
+// (draft-ralston-mimi-protocol-02, Sections 3.6 and 5.3).
+func TestJoinNewDeviceAnswerLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	before := l.epoch(clubhouse)
+
+	c2 := w.add("ClientC2", cathy, 0)
+	l.lose[c2.ID()] = true
+	if err := c2.JoinNewDevice(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a join with its answers lost: %v", err)
+	}
+	l.lose[c2.ID()] = false
+	if got := l.epoch(clubhouse); got != before+1 {
+		t.Fatalf("hub at %d, want %d: the external commit was not accepted", got, before+1)
+	}
+	if ev := find(w.sync("ClientC2")["ClientC2"], client.EventJoined); ev == nil || ev.Epoch != before+1 {
+		t.Fatalf("the echo did not complete the join: %+v", ev)
+	}
+	all = append(all, "ClientC2")
+	w.sync(all...)
+	w.agree(clubhouse, all...)
+
+	// Accepted, answers lost, and JoinNewDevice called again before any
+	// sync: the same commit is sent again and answered with its success.
+	c3 := w.add("ClientC3", cathy, 0)
+	l.lose[c3.ID()] = true
+	if err := c3.JoinNewDevice(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a join with its answers lost: %v", err)
+	}
+	l.lose[c3.ID()] = false
+	if err := c3.JoinNewDevice(w.ctx, clubhouse); err != nil {
+		t.Fatalf("joining again: %v", err)
+	}
+	if got := l.epoch(clubhouse); got != before+2 {
+		t.Fatalf("hub at %d, want %d: one external commit, sent twice", got, before+2)
+	}
+
+	// Never reached the hub: joining again sends it.
+	c4 := w.add("ClientC4", cathy, 0)
+	l.drop[c4.ID()] = true
+	if err := c4.JoinNewDevice(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a join that never arrived: %v", err)
+	}
+	l.drop[c4.ID()] = false
+	if err := c4.JoinNewDevice(w.ctx, clubhouse); err != nil {
+		t.Fatalf("joining again: %v", err)
+	}
+	if got := l.epoch(clubhouse); got != before+3 {
+		t.Fatalf("hub at %d, want %d", got, before+3)
+	}
+	all = append(all, "ClientC3", "ClientC4")
+	w.sync(all...)
+	w.agree(clubhouse, all...)
+}
+
 // TestCommitUnresolvedAcrossRestart: a client saved while its commit's
 // outcome was unknown, and loaded again, still settles the commit: by its
 // echo when the hub accepted it, by sending the same request again when

@@ -1060,6 +1060,12 @@ func (c *Client) awaitEpoch(ctx context.Context, roomID string, refusal error, u
 // hub with the new GroupInfo and tree. On wrongEpoch it fetches the
 // GroupInfo again, until it is of the hub's epoch (see Options.EpochWait),
 // up to Options.MaxAttempts.
+//
+// When no try is answered the join's outcome is unknown
+// (ErrOutcomeUnknown): the external commit is kept, and its echo from
+// the provider completes the join in Sync (EventJoined), while a new call
+// of JoinNewDevice first sends the same commit again. The kept commit is
+// not part of the saved state.
 func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 	if _, err := mimi.ParseURIKind(roomID, mimi.KindRoom); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
@@ -1071,6 +1077,9 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 	for range c.opts.MaxAttempts {
 		if c.rooms[roomID] != nil {
 			return fmt.Errorf("%w: %s", ErrRoomExists, roomID)
+		}
+		if done, err := c.resolveJoin(ctx, roomID); done || err != nil {
+			return err
 		}
 		gi, tree, err := c.groupInfoAt(ctx, roomID, last, until)
 		if err != nil {
@@ -1091,8 +1100,12 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 		}
 		uresp, _, err := c.update(ctx, roomID, ureq)
 		if err != nil {
-			pc.Discard()
-			return fmt.Errorf("%w: external commit to %s (join again to resync): %w", ErrOutcomeUnknown, roomID, err)
+			if enc, merr := codec.Marshal(pc.Message); merr == nil {
+				c.joins[roomID] = &pendingJoin{pc: pc, req: ureq, enc: enc}
+			} else {
+				pc.Discard()
+			}
+			return fmt.Errorf("%w: external commit to %s: %w", ErrOutcomeUnknown, roomID, err)
 		}
 		if uresp.Code != mimi.UpdateSuccess {
 			pc.Discard()
@@ -1102,21 +1115,61 @@ func (c *Client) JoinNewDevice(ctx context.Context, roomID string) error {
 			}
 			return last
 		}
-		if err := pc.Merge(); err != nil {
-			return fmt.Errorf("client: merging our accepted external commit to %s: %w", roomID, err)
-		}
-		g := pc.Group()
-		if err := c.checkGroupID(g.GroupID(), ""); err != nil {
-			return err
-		}
-		r := &room{id: roomID, g: g}
-		if b, err := codec.Marshal(pc.Message); err == nil {
-			r.remember(b)
-		}
-		c.rooms[roomID] = r
-		return nil
+		return c.joinedExternally(roomID, pc)
 	}
 	return last
+}
+
+// pendingJoin is an external commit of ours whose outcome is unknown
+// (JoinNewDevice): the UpdateRequest that carried it, and the commit's
+// encoding, to recognize its echo.
+type pendingJoin struct {
+	pc  *mls.PendingCommit
+	req *mimi.UpdateRequest
+	enc []byte
+}
+
+// resolveJoin settles a pending external commit to roomID before a new
+// join: it sends the same request again, which the hub answers with its
+// first success if it accepted the commit and no other came since
+// (draft-ralston-mimi-protocol-02, Section 5.3). done reports that the
+// join is complete. Any refusal drops the commit, and the caller joins
+// afresh; if the hub had taken it after all, the new external commit
+// removes that leaf (a resync, RFC 9420 Section 12.4.3.2) and the old
+// commit's echo is a past epoch's.
+func (c *Client) resolveJoin(ctx context.Context, roomID string) (done bool, err error) {
+	p := c.joins[roomID]
+	if p == nil {
+		return false, nil
+	}
+	resp, _, err := c.update(ctx, roomID, p.req)
+	if err != nil {
+		return false, fmt.Errorf("%w: an earlier external commit to %s: %w", ErrOutcomeUnknown, roomID, err)
+	}
+	delete(c.joins, roomID)
+	if resp.Code == mimi.UpdateSuccess {
+		return true, c.joinedExternally(roomID, p.pc)
+	}
+	p.pc.Discard()
+	return false, nil
+}
+
+// joinedExternally merges our external commit that the hub accepted and
+// adds the room it joined.
+func (c *Client) joinedExternally(roomID string, pc *mls.PendingCommit) error {
+	if err := pc.Merge(); err != nil {
+		return fmt.Errorf("client: merging our accepted external commit to %s: %w", roomID, err)
+	}
+	g := pc.Group()
+	if err := c.checkGroupID(g.GroupID(), ""); err != nil {
+		return err
+	}
+	r := &room{id: roomID, g: g}
+	if b, err := codec.Marshal(pc.Message); err == nil {
+		r.remember(b)
+	}
+	c.rooms[roomID] = r
+	return nil
 }
 
 // groupInfoAt fetches the room's GroupInfo and tree from the hub through

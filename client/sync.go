@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -158,14 +159,25 @@ func (c *Client) handleWelcome(e *InboxEntry) {
 // of a room.
 func (c *Client) handleGroupMessage(e *InboxEntry) {
 	msg := &e.Message.Message
-	r := c.rooms[e.Room]
-	if r == nil {
-		c.fail(e, fmt.Errorf("%w: %s", ErrUnknownRoom, e.Room))
-		return
-	}
 	enc, err := codec.Marshal(msg)
 	if err != nil {
 		c.fail(e, fmt.Errorf("client: encoding the message: %w", err))
+		return
+	}
+	r := c.rooms[e.Room]
+	if p := c.joins[e.Room]; r == nil && p != nil && bytes.Equal(enc, p.enc) {
+		// The echo of our external commit whose answer was lost: the hub
+		// accepted it (JoinNewDevice).
+		delete(c.joins, e.Room)
+		if err := c.joinedExternally(e.Room, p.pc); err != nil {
+			c.fail(e, err)
+			return
+		}
+		c.emit(Event{Type: EventJoined, Room: e.Room, Seq: e.Seq, Timestamp: e.Message.Timestamp, Epoch: c.rooms[e.Room].g.Epoch()})
+		return
+	}
+	if r == nil {
+		c.fail(e, fmt.Errorf("%w: %s", ErrUnknownRoom, e.Room))
 		return
 	}
 	if r.isEcho(enc) {
