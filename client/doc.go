@@ -31,10 +31,18 @@
 // Every state change of a group waits for the hub: a commit is merged only
 // once the hub accepted it, and discarded on wrongEpoch, notAllowed or
 // invalidProposal (the error is an *UpdateError matching ErrWrongEpoch,
-// ErrNotAllowed or ErrInvalidProposal). After wrongEpoch, or epochTooOld
-// for a message, the client tries again once its group has caught up with
-// the epoch the hub named: it syncs, polling the inbox while the commits
-// that led there are still on their way (fanout is asynchronous, Section
-// 5.5), for up to Options.EpochWait (DefaultEpochWait, 5 s) per operation;
-// if they do not arrive in time the operation fails with ErrWrongEpoch.
+// ErrNotAllowed or ErrInvalidProposal). A request whose answer is lost is
+// sent again with the same bytes; if no try is answered the outcome is
+// unknown (ErrOutcomeUnknown) and the commit stays pending until its echo,
+// another commit of its epoch, or the next operation's resend settles it.
+// A wrongEpoch answer after a try that got none also keeps the commit
+// pending (the hub recognizes only the commit it accepted last, so the
+// unanswered try may have been taken before another commit).
+//
+// After wrongEpoch, or epochTooOld for a message, the client tries again
+// once its group has caught up with the epoch the hub named: it syncs,
+// polling the inbox while the commits that led there are still on their
+// way (fanout is asynchronous, Section 5.5), for up to Options.EpochWait
+// (DefaultEpochWait, 5 s) per operation; if they do not arrive in time
+// the operation fails with ErrWrongEpoch.
 package client

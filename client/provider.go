@@ -23,6 +23,11 @@ import (
 // unavailable). A refusal the draft expresses as a response code
 // (wrongEpoch, notAllowed, userUnknown, notAuthorized, ...) must be
 // returned as the response, not as an error: the client branches on it.
+// An implementation that retries internally must not hide a try that got
+// no answer: if such a try of an update is followed by a wrongEpoch
+// answer, it returns an error instead (the hub may have taken the first
+// try; the client then keeps its commit pending rather than discarding
+// it, see the package documentation).
 type Provider interface {
 	// RegisterClient registers a client of a user of this provider with
 	// its MLS credential (a basic credential carrying mimi.ClientIdentity,

@@ -75,8 +75,8 @@ const (
 // share of the turns freezes a node instead (SIGSTOP, then SIGCONT: a
 // frozen leader must be replaced and step down) or cuts the network
 // between the hub and a follower provider (both ways or one, refused or
-// black-holed, or answers lost) or inside b.example's cluster (a node
-// cut from its Raft peers), or
+// black-holed, or answers lost) or inside the hub's or b.example's
+// cluster (a node cut from its Raft peers), or
 // between a provider and its clients (refused, black-holed, or answers
 // lost).
 func TestChaosHubKill(t *testing.T) {

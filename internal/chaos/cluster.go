@@ -43,10 +43,10 @@ type Node struct {
 	Fed, Client, Admin, Raft string
 	// AdminAPI calls the node's admin API.
 	AdminAPI adminv1connect.AdminServiceClient
-	// RaftProxy, in a follower provider's cluster, is the address the
-	// node advertises to its peers (-raft-advertise), in front of Raft:
-	// their Raft RPCs and forwarded writes to it go through it
-	// (Cluster.CutRaft). Nil in the hub's cluster and for single nodes.
+	// RaftProxy, in a cluster, is the address the node advertises to its
+	// peers (-raft-advertise), in front of Raft: their Raft RPCs and
+	// forwarded writes to it go through it (Cluster.CutRaft). Nil for
+	// single nodes.
 	RaftProxy *Proxy
 }
 
@@ -122,10 +122,11 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // the cluster of n1, n2 and n3), the follower b.example (with
 // ClusteredFollower the three nodes b1, b2 and b3, b1 bootstrapping; the
 // nodes of a cluster share its hub key, every node the dev CA) and the
-// follower c.example, and waits until every
-// node is ready. Every node reaches another provider through the link
-// proxy of the pair (Link), and a clustered one through its federation
-// proxy behind that. On error everything started is stopped.
+// follower c.example, and waits until every node is ready. Every node
+// reaches another provider through the link proxy of the pair (Link),
+// and a clustered one through its federation proxy behind that; the
+// nodes of a cluster reach each other's Raft ports through a proxy per
+// node (Node.RaftProxy). On error everything started is stopped.
 func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err error) {
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = 500 * time.Millisecond
@@ -213,9 +214,9 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		t.links[[2]string{from, to}] = l
 		return l, nil
 	}
-	// newCluster starts a cluster's proxies; with raftProxies its nodes'
-	// peers reach their Raft ports through a proxy each.
-	newCluster := func(domain, prefix string, raftProxies bool) (*Cluster, error) {
+	// newCluster starts a cluster's proxies, a Raft proxy per node among
+	// them.
+	newCluster := func(domain, prefix string) (*Cluster, error) {
 		c := &Cluster{Domain: domain}
 		t.Clusters = append(t.Clusters, c)
 		var fedB, cliB []Backend
@@ -225,12 +226,10 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 			c.Nodes = append(c.Nodes, n)
 			fedB = append(fedB, Backend{Addr: n.Fed, Health: n.Proc.Metrics})
 			cliB = append(cliB, Backend{Addr: n.Client, Health: n.Proc.Metrics})
-			if raftProxies {
-				if n.RaftProxy, err = NewProxy("127.0.0.1:0", []Backend{{Addr: n.Raft}}); err != nil {
-					return nil, err
-				}
-				n.RaftProxy.SetSources(c.dialler)
+			if n.RaftProxy, err = NewProxy("127.0.0.1:0", []Backend{{Addr: n.Raft}}); err != nil {
+				return nil, err
 			}
+			n.RaftProxy.SetSources(c.dialler)
 		}
 		if c.FedProxy, err = NewProxy("127.0.0.1:0", fedB); err != nil {
 			return nil, err
@@ -246,11 +245,11 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 		t.Followers = append(t.Followers, n)
 		fed[domain] = n.Fed
 	}
-	if _, err := newCluster(HubDomain, "n", false); err != nil {
+	if _, err := newCluster(HubDomain, "n"); err != nil {
 		return nil, err
 	}
 	if cfg.ClusteredFollower {
-		if _, err := newCluster(BDomain, "b", true); err != nil {
+		if _, err := newCluster(BDomain, "b"); err != nil {
 			return nil, err
 		}
 	} else {
@@ -284,14 +283,12 @@ func StartTopology(ctx context.Context, cfg TopologyConfig) (_ *Topology, err er
 			if err != nil {
 				return nil, err
 			}
-			n.Proc.Args = append(a, "-config", raftCfg, "-raft-id", n.ID, "-raft-bind", n.Raft, "-hub-key", c.hubKey(cfg.Dir))
-			if n.RaftProxy != nil {
-				n.Proc.Args = append(n.Proc.Args, "-raft-advertise", n.RaftProxy.Addr())
-			}
+			n.Proc.Args = append(a, "-config", raftCfg, "-raft-id", n.ID, "-raft-bind", n.Raft, "-hub-key", c.hubKey(cfg.Dir),
+				"-raft-advertise", n.RaftProxy.Addr())
 			if i == 0 {
 				n.Proc.Args = append(n.Proc.Args, "-raft-bootstrap")
 				for _, p := range c.Nodes[1:] {
-					n.Proc.Args = append(n.Proc.Args, "-raft-peer", p.ID+"="+p.raftAddr())
+					n.Proc.Args = append(n.Proc.Args, "-raft-peer", p.ID+"="+p.RaftProxy.Addr())
 				}
 			}
 		}
@@ -397,28 +394,17 @@ func (t *Topology) Proxies() []*Proxy {
 	for _, c := range t.Clusters {
 		out = append(out, c.FedProxy, c.ClientProxy)
 		for _, n := range c.Nodes {
-			if n.RaftProxy != nil {
-				out = append(out, n.RaftProxy)
-			}
+			out = append(out, n.RaftProxy)
 		}
 	}
 	return out
 }
 
-// raftAddr is the Raft address the node's peers dial: its Raft proxy's,
-// or its own.
-func (n *Node) raftAddr() string {
-	if n.RaftProxy != nil {
-		return n.RaftProxy.Addr()
-	}
-	return n.Raft
-}
-
 // CanCutRaft reports whether CutRaft can cut the cluster's nodes from
-// each other: their Raft traffic goes through proxies and the dialler of
-// a connection can be named on this system.
+// each other: the dialler of a connection to a node's Raft proxy can be
+// named on this system.
 func (c *Cluster) CanCutRaft() bool {
-	return nameDiallers && c.Nodes[0].RaftProxy != nil
+	return nameDiallers
 }
 
 // CutRaft cuts node n from the other nodes of the cluster, both ways, as

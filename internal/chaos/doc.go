@@ -37,13 +37,14 @@
 // until it heals) with equal odds; or it loses answers: requests in
 // flight reach the other provider and are processed, their answers are
 // dropped (black-holed until the heal, or the connection reset), so both
-// sides send the same bytes again and must deduplicate; or, with a
-// clustered b.example, it cuts one of b's nodes (its leader with
-// LeaderShare) from its two peers while the hub still reaches it
+// sides send the same bytes again and must deduplicate; or it cuts one
+// node of the hub's cluster or of a clustered b.example (either with
+// equal odds; the cluster's leader with LeaderShare) from its two peers
+// while the other providers and its clients still reach it
 // (PartitionMode). Every provider reaches each peer through a link proxy
 // of its own (Topology.Link), which the cut acts on, and the nodes of
-// b.example's cluster reach each other's Raft ports through a proxy per
-// node (Node.RaftProxy); the hub's /notify times out after 4 s there
+// each cluster reach each other's Raft ports through a proxy per node
+// (Node.RaftProxy); the hub's /notify times out after 4 s there
 // (TopologyConfig.FanoutSendTimeout), so longer cuts and freezes make it
 // send again. With Config.ClientLinkShare (-client-link-share,
 // -client-link) every client reaches its provider's client API through a

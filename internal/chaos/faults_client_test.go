@@ -167,6 +167,30 @@ func TestRecordResentCommit(t *testing.T) {
 	}
 }
 
+// TestRetryingTellsUnanswered: when the harness's own resend of a commit
+// follows a try without an answer and is answered wrongEpoch, the SDK is
+// told that a try went unanswered, not handed the bare wrongEpoch (which
+// would make it discard a commit the hub may have taken); the answer to
+// its own next try reaches it.
+func TestRetryingTellsUnanswered(t *testing.T) {
+	const wrong = mimi.UpdateWrongEpoch
+	fake := &fakeUpdates{script: []mimi.UpdateResponseCode{noAnswer, wrong, wrong}}
+	p := &retrying{Provider: fake, rec: newRecorder(), AttemptTimeout: time.Second, GiveUp: time.Minute, rng: rand.New(rand.NewPCG(1, 2))}
+	req := &mimi.UpdateRequest{ProposalOrCommit: wire.PublicMessage{
+		Content: wire.FramedContent{GroupID: []byte{1}, Sender: wire.Sender{Type: wire.SenderMember}, ContentType: wire.ContentCommit, Commit: &wire.Commit{}},
+		Auth:    wire.FramedContentAuthData{Signature: []byte{1}, ConfirmationTag: []byte{2}}, MembershipTag: []byte{3}}}
+	ctx := context.Background()
+	if resp, err := p.Update(ctx, "c", "r", req); !errors.Is(err, errUnansweredThenWrongEpoch) {
+		t.Fatalf("a lost answer, then wrongEpoch: %+v, %v", resp, err)
+	}
+	if resp, err := p.Update(ctx, "c", "r", req); err != nil || resp.Code != wrong {
+		t.Fatalf("the SDK's next try: %+v, %v", resp, err)
+	}
+	if cs := p.rec.Commits(); len(cs) != 1 || cs[0].Attempts != 3 || cs[0].Refusal != "" || p.rec.ambiguousAnswers() != 2 {
+		t.Fatalf("record: %+v, ambiguous %d", cs, p.rec.ambiguousAnswers())
+	}
+}
+
 // TestInboxCheck checks ProblemInboxProcessing: events going back in
 // inbox position, and application messages of others processed twice or
 // not at all.

@@ -73,7 +73,7 @@ func (f *faults) freeze(ctx context.Context) error {
 				Detail: fmt.Sprintf("%s: leader %s frozen for %s at %s, no other node became leader", c.Domain, victim.ID, fr.Length.Round(time.Millisecond), fr.At.Round(time.Millisecond))})
 		}
 		if fr.NewLeader != "" {
-			fr.StepDown = f.stepDown(ctx, c, victim, leader.GetTerm())
+			fr.StepDown = f.stepDown(ctx, c, victim, leader.GetTerm(), "resuming from a freeze")
 		}
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -101,10 +101,11 @@ func (f *faults) freeze(ctx context.Context) error {
 	return nil
 }
 
-// stepDown waits until old, the resumed former leader of term, no longer
-// reports itself leader of that term, and returns how long that took. It
-// reports a split brain if that takes stepDownBound.
-func (f *faults) stepDown(ctx context.Context, c *Cluster, old *Node, term uint64) time.Duration {
+// stepDown waits until old, the former leader of term, resumed or healed
+// (after names which in the report), no longer reports itself leader of
+// that term, and returns how long that took. It reports a split brain if
+// that takes stepDownBound.
+func (f *faults) stepDown(ctx context.Context, c *Cluster, old *Node, term uint64, after string) time.Duration {
 	began := time.Now()
 	for time.Since(began) < stepDownBound && ctx.Err() == nil {
 		if t, ok := f.leaders(ctx, c, nil)[old]; !ok || t > term {
@@ -114,7 +115,7 @@ func (f *faults) stepDown(ctx context.Context, c *Cluster, old *Node, term uint6
 	}
 	if ctx.Err() == nil {
 		f.report(Problem{Kind: ProblemSplitBrain,
-			Detail: fmt.Sprintf("%s: %s still leader of term %d %s after resuming from a freeze, though another node was elected", c.Domain, old.ID, term, stepDownBound)})
+			Detail: fmt.Sprintf("%s: %s still leader of term %d %s after %s, though another node was elected", c.Domain, old.ID, term, stepDownBound, after)})
 	}
 	return time.Since(began)
 }

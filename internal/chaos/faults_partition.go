@@ -1,9 +1,9 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -31,10 +31,13 @@ const (
 	// submissions again, with the same bytes, and each side must
 	// deduplicate (draft-ralston-mimi-protocol-02, Sections 5.4 and 5.5).
 	LostAnswers
-	// RaftPeers cuts one node of the clustered follower b.example from
-	// its two peers (Cluster.CutRaft), refused or black-holed, while the
-	// hub and b.example's clients still reach it: a cut leader must be
-	// replaced and step down, and the cut node must catch up after.
+	// RaftPeers cuts one node of a cluster, the hub a.example's or the
+	// clustered follower b.example's, from its two peers
+	// (Cluster.CutRaft), refused or black-holed, while the other
+	// providers and its clients still reach it: a cut leader must be
+	// replaced and step down, the writes the cut node forwarded to its
+	// leader must end (the clients then send them again), and the cut
+	// node must catch up after.
 	RaftPeers
 )
 
@@ -59,7 +62,7 @@ func (m PartitionMode) String() string {
 func (m PartitionMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
 // partitionWeights are the odds of each mode in a partition turn;
-// RaftPeers is drawn only when b.example's cluster can be cut
+// RaftPeers is drawn only when a cluster can be cut
 // (Cluster.CanCutRaft). Lost answers weigh most: they are the only fault
 // where a request is processed and its sender cannot know.
 var partitionWeights = map[PartitionMode]int{BothWays: 2, HubToFollower: 1, FollowerToHub: 1, LostAnswers: 3, RaftPeers: 2}
@@ -69,8 +72,8 @@ var partitionWeights = map[PartitionMode]int{BothWays: 2, HubToFollower: 1, Foll
 // few seconds.
 type Partition struct {
 	// Mode is what was cut. Domain is the follower provider cut from the
-	// hub (or, with RaftPeers, the one whose node was cut from its
-	// peers), Cut how: Refused (connections reset) or BlackHoled
+	// hub (or, with RaftPeers, the provider, a.example or b.example, whose
+	// node was cut from its peers), Cut how: Refused (connections reset) or BlackHoled
 	// (connections hang), AnswersBlackHoled or AnswersReset with
 	// LostAnswers.
 	Mode   PartitionMode
@@ -103,15 +106,21 @@ type Partition struct {
 // partition cuts, for Config.PartitionMin to PartitionMax, the links
 // between the hub and b.example or c.example (a PartitionMode drawn by
 // partitionWeights: both directions, one, or their answers only) or the
-// Raft links of a node of b.example's cluster, heals them, and waits for
+// Raft links of a node of the hub's or b.example's cluster, heals them,
+// and waits for
 // the hub's fanout to deliver the backlog: the /notify POSTs of the hub
 // and the relayed submissions and commits of the follower's clients fail
 // or time out meanwhile, or are processed without an answer, and are sent
 // again (draft-ralston-mimi-protocol-02, Sections 5.3 to 5.5).
 func (f *faults) partition(ctx context.Context) error {
 	modes := []PartitionMode{BothWays, HubToFollower, FollowerToHub, LostAnswers}
-	c := f.topo.Cluster(BDomain)
-	if c != nil && c.CanCutRaft() {
+	var cuttable []*Cluster
+	for _, c := range f.topo.Clusters {
+		if c.CanCutRaft() {
+			cuttable = append(cuttable, c)
+		}
+	}
+	if len(cuttable) > 0 {
 		modes = append(modes, RaftPeers)
 	}
 	total := 0
@@ -141,7 +150,9 @@ func (f *faults) partition(ctx context.Context) error {
 		p.Cut = []Cut{AnswersBlackHoled, AnswersReset}[f.rng.IntN(2)]
 		links = []*Proxy{f.topo.Link(HubDomain, p.Domain), f.topo.Link(p.Domain, HubDomain)}
 	case RaftPeers:
-		return f.raftPartition(ctx, p, c)
+		// Each cuttable cluster with equal odds: the hub's with odds 1/2
+		// when b.example's can be cut too.
+		return f.raftPartition(ctx, p, cuttable[f.rng.IntN(len(cuttable))])
 	}
 	for _, l := range links {
 		p.Resets -= l.Resets.Load()
@@ -173,10 +184,13 @@ func (f *faults) partition(ctx context.Context) error {
 	return nil
 }
 
-// raftPartition cuts a node of c, b.example's cluster, from its peers
-// (drawn as a kill's victim in that cluster: its leader with
+// raftPartition cuts a node of c, the hub's or b.example's cluster, from
+// its peers (drawn as a kill's victim in that cluster: its leader with
 // Config.LeaderShare) and heals the cut, checking as a freeze does that a
-// cut leader is replaced and steps down.
+// cut leader is replaced and steps down, then waits for the hub's fanout
+// to deliver its backlog: to b.example after a cut of b.example's node,
+// to every follower provider after a cut of a hub node (a cut hub leader
+// stops running the fanout, its successor takes it over).
 func (f *faults) raftPartition(ctx context.Context, p Partition, c *Cluster) error {
 	p.Domain = c.Domain
 	victim := c.Nodes[f.rng.IntN(len(c.Nodes))]
@@ -219,10 +233,14 @@ func (f *faults) raftPartition(ctx context.Context, p Partition, c *Cluster) err
 				Detail: fmt.Sprintf("%s: leader %s cut from its peers for %s at %s, no other node became leader", c.Domain, victim.ID, p.Length.Round(time.Millisecond), p.At.Round(time.Millisecond))})
 		}
 		if p.NewLeader != "" {
-			p.StepDown = f.stepDown(ctx, c, victim, st.GetTerm())
+			p.StepDown = f.stepDown(ctx, c, victim, st.GetTerm(), "healing from a cut from its peers")
 		}
 	}
-	p.CatchUp = f.catchUp(ctx, []string{p.Domain})
+	domains := []string{p.Domain}
+	if c == f.topo.Hub() {
+		domains = []string{BDomain, CDomain}
+	}
+	p.CatchUp = f.catchUp(ctx, domains)
 	f.record(p)
 	return nil
 }
@@ -253,16 +271,29 @@ func (f *faults) record(p Partition) {
 		p.AckedDuring, p.CatchUp.Round(time.Millisecond), f.acked())
 }
 
-// partitionModes counts the partitions by mode for the summary, such as
-// "lost-answers 2, raft-peers 1".
+// partitionModes counts the partitions by mode for the summary, the
+// RaftPeers cuts by cluster (raft-peers-a for a.example's, raft-peers-b
+// for b.example's), such as "lost-answers 2, raft-peers-a 1,
+// raft-peers-b 1".
 func (r *Result) partitionModes() string {
-	n := map[PartitionMode]int{}
-	for _, p := range r.Partitions {
-		n[p.Mode]++
+	n := map[string]int{}
+	var names []string
+	for _, p := range slices.SortedFunc(slices.Values(r.Partitions), func(a, b Partition) int {
+		return cmp.Or(cmp.Compare(a.Mode, b.Mode), strings.Compare(a.Domain, b.Domain))
+	}) {
+		name := p.Mode.String()
+		if p.Mode == RaftPeers {
+			label, _, _ := strings.Cut(p.Domain, ".")
+			name += "-" + label
+		}
+		if n[name] == 0 {
+			names = append(names, name)
+		}
+		n[name]++
 	}
 	var parts []string
-	for _, m := range slices.Sorted(maps.Keys(n)) {
-		parts = append(parts, fmt.Sprintf("%s %d", m, n[m]))
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", name, n[name]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -16,13 +16,13 @@ import (
 // Problems found while freezing nodes and partitioning providers.
 const (
 	// ProblemSplitBrain: two nodes of a cluster reported themselves
-	// leader of the same Raft term, or a frozen leader that was replaced
-	// still reported itself leader of its old term stepDownBound after it
-	// resumed.
+	// leader of the same Raft term, or a leader frozen or cut from its
+	// peers that was replaced still reported itself leader of its old
+	// term stepDownBound after it resumed or the cut healed.
 	ProblemSplitBrain ProblemKind = "split-brain"
-	// ProblemNoFailover: a cluster's leader stayed frozen for at least
-	// failoverBound and no other node of the cluster became leader
-	// meanwhile.
+	// ProblemNoFailover: a cluster's leader stayed frozen or cut from its
+	// peers for at least failoverBound and no other node of the cluster
+	// became leader meanwhile.
 	ProblemNoFailover ProblemKind = "no-failover"
 	// ProblemBacklogStuck: after a frozen node resumed or a partition
 	// healed, the hub's fanout did not deliver within catchUpBound what

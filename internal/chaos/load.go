@@ -204,18 +204,36 @@ func (p *retrying) Update(ctx context.Context, cl, room string, req *mimi.Update
 	return p.update(ctx, s, cl, room, req)
 }
 
+// errUnansweredThenWrongEpoch is what the SDK sees of a commit that
+// retrying sent again itself after a try without an answer, and that was
+// then answered wrongEpoch.
+var errUnansweredThenWrongEpoch = errors.New("chaos: a try of the commit went unanswered, the next was answered wrongEpoch")
+
 // update sends an update request with retries, recording its outcome in
-// s (if not nil; see judgeUpdate).
+// s (if not nil; see judgeUpdate). When one of its own tries of a commit
+// went unanswered and a later one was answered wrongEpoch, it returns
+// errUnansweredThenWrongEpoch rather than the answer: the hub may have
+// taken the first try (judgeUpdate), and the SDK keeps such a commit
+// unresolved only if it knows that a try of its went unanswered; given
+// the bare wrongEpoch, it would discard a commit the hub took and then
+// fail on its echo. The SDK then sends the commit again, and the answer
+// to that try reaches it.
 func (p *retrying) update(ctx context.Context, s *Submit, cl, room string, req *mimi.UpdateRequest) (*mimi.UpdateRoomResponse, error) {
-	return resend(ctx, p, s, func(ctx context.Context) (*mimi.UpdateRoomResponse, answerOutcome, error) {
+	lost := false
+	resp, err := resend(ctx, p, s, func(ctx context.Context) (*mimi.UpdateRoomResponse, answerOutcome, error) {
 		resp, err := p.Provider.Update(ctx, cl, room, req)
 		if err != nil || resp == nil {
+			lost = true
 			return resp, answerOutcome{}, err
 		}
 		p.rec.mu.Lock()
 		defer p.rec.mu.Unlock()
 		return resp, p.judgeUpdate(s, resp), nil
 	})
+	if err == nil && lost && req.IsCommit() && resp != nil && resp.Code == mimi.UpdateWrongEpoch {
+		return nil, errUnansweredThenWrongEpoch
+	}
+	return resp, err
 }
 
 // UploadKeyPackages implements client.Provider with retries of the same

@@ -78,8 +78,9 @@ type Config struct {
 	// (Topology.Link) for PartitionMin..PartitionMax (default 2–8 s)
 	// instead of killing a node: both directions or one, refused or
 	// black-holed with equal odds (Cut), or only the answers of the
-	// requests in flight; or, with a clustered b.example, one of its
-	// nodes from its peers (PartitionMode). Default 0: never.
+	// requests in flight; or one node of the hub's cluster or of a
+	// clustered b.example from its peers (PartitionMode). Default 0:
+	// never.
 	PartitionShare             float64
 	PartitionMin, PartitionMax time.Duration
 	// ClientLinkShare is the probability that a turn of the chaos loop

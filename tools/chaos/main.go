@@ -44,9 +44,9 @@
 // be replaced and step down once resumed. With -partition-share P, a turn
 // cuts the network between a.example and b.example or c.example, both
 // directions or one, refused or black-holed, or loses the answers of the
-// requests in flight between them (processed, never answered), or, with
-// -clustered-follower, cuts a node of b.example from its Raft peers, for
-// -partition, with probability P. With -client-link-share P, a turn
+// requests in flight between them (processed, never answered), or cuts a
+// node of a.example (or, with -clustered-follower, of either cluster)
+// from its Raft peers, for -partition, with probability P. With -client-link-share P, a turn
 // that does neither cuts, with probability P, the link between the
 // clients of one provider and its client API for -client-link: refused,
 // black-holed, or losing every answer (the provider processes the
@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quorumLoss := fs.Float64("quorum-loss-share", 0, "probability that a hub node kill takes a second hub node down with it (the hub loses its quorum until both are back)")
 	freezeShare := fs.Float64("freeze-share", 0, "probability that a turn freezes a node (SIGSTOP, then SIGCONT) instead of killing one")
 	freeze := fs.String("freeze", "1s-8s", "how long a frozen node stays stopped (lo-hi)")
-	partitionShare := fs.Float64("partition-share", 0, "probability that a turn cuts the network between a.example and b.example or c.example (both ways or one, refused or black-holed, or answers lost), or a node of a clustered b.example from its peers, instead of killing a node")
+	partitionShare := fs.Float64("partition-share", 0, "probability that a turn cuts the network between a.example and b.example or c.example (both ways or one, refused or black-holed, or answers lost), or a node of a.example or of a clustered b.example from its Raft peers, instead of killing a node")
 	partition := fs.String("partition", "2s-8s", "how long a partition lasts (lo-hi)")
 	clientLinkShare := fs.Float64("client-link-share", 0, "probability that a turn that neither freezes nor partitions cuts the link between one provider's clients and its client API (refused, black-holed, or answers lost) instead of killing a node; > 0 routes every client through such a link, with no retries but the SDK's")
 	clientLink := fs.String("client-link", "2s-8s", "how long a client link fault lasts (lo-hi)")
