@@ -39,6 +39,12 @@ const (
 	// EventError: a message could not be processed; Err says why. The
 	// message is skipped.
 	EventError
+	// EventLeaveVoid: a commit did not include this client's leave
+	// proposals (Section 3.5), so the leave did not happen: the proposals
+	// never reached the hub (Leave returned ErrOutcomeUnknown) or the hub
+	// dropped them. The client is a member again, not Leaving; Err
+	// (matching ErrLeaving) says so. Call Leave again to leave.
+	EventLeaveVoid
 )
 
 // String names the event type (draft-ralston-mimi-protocol-02, Section 3).
@@ -60,6 +66,8 @@ func (t EventType) String() string {
 		return "removed"
 	case EventError:
 		return "error"
+	case EventLeaveVoid:
+		return "leave-void"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }

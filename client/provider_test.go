@@ -385,6 +385,42 @@ func TestJoinNewDeviceAnswerLost(t *testing.T) {
 	w.agree(clubhouse, all...)
 }
 
+// TestLeaveVoid: leave proposals that never reached the hub
+// (ErrOutcomeUnknown) are not in the next commit; the client learns that
+// its leave did not happen (EventLeaveVoid), is a member again, and can
+// leave again (draft-ralston-mimi-protocol-02, Section 3.5).
+func TestLeaveVoid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	b1 := w.clients["ClientB1"]
+	l.drop[b1.ID()] = true
+	if err := b1.Leave(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("a leave that never arrived: %v", err)
+	}
+	l.drop[b1.ID()] = false
+	if _, err := b1.Send(w.ctx, clubhouse, []byte("x")); !errors.Is(err, client.ErrLeaving) {
+		t.Fatalf("sending while the leave is open: %v", err)
+	}
+	if err := w.clients["ClientA1"].Commit(w.ctx, clubhouse); err != nil {
+		t.Fatal(err)
+	}
+	ev := find(w.sync("ClientB1")["ClientB1"], client.EventLeaveVoid)
+	if ev == nil || !errors.Is(ev.Err, client.ErrLeaving) {
+		t.Fatalf("no void leave reported: %+v", ev)
+	}
+	if _, err := b1.Send(w.ctx, clubhouse, []byte("still here")); err != nil {
+		t.Fatalf("sending after the void leave: %v", err)
+	}
+	w.sync(all...)
+	w.agree(clubhouse, all...)
+	if err := b1.Leave(w.ctx, clubhouse); err != nil {
+		t.Fatalf("leaving again: %v", err)
+	}
+}
+
 // TestCommitUnresolvedAcrossRestart: a client saved while its commit's
 // outcome was unknown, and loaded again, still settles the commit: by its
 // echo when the hub accepted it, by sending the same request again when

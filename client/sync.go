@@ -313,7 +313,7 @@ func (c *Client) commitEvents(r *room, base Event, res *mls.CommitResult, before
 		// since we are still here, it did not: the leave is void.
 		r.leaving = false
 		ev := base
-		ev.Type, ev.Err = EventError, fmt.Errorf("%w: a commit to %s did not include our leave proposals; leave again", ErrLeaving, r.id)
+		ev.Type, ev.Err = EventLeaveVoid, fmt.Errorf("%w: a commit to %s did not include our leave proposals; leave again", ErrLeaving, r.id)
 		c.emit(ev)
 	}
 	afterMembers, err := members(r.g)

@@ -111,6 +111,9 @@ type membershipStats struct {
 	// of the SDK operations (AddUser, RemoveUser, Commit, Leave,
 	// JoinNewDevice), gaveUp the changes abandoned after GiveUp.
 	adds, removes, leaves, joins, races, calls, gaveUp int
+	// voidLeaves counts the leaves that did not happen: their proposals
+	// never reached the hub (client.EventLeaveVoid).
+	voidLeaves int
 	// raceLosers counts the racing admins answered wrongEpoch at least
 	// once, raceRecovered those of them that then made their change,
 	// racesFull the races whose commits were all of one epoch.
@@ -171,6 +174,11 @@ func failureCause(err error) string {
 type guestUser struct {
 	user, name string
 	devices    []*simClient
+	// left is the device whose Leave is pending, leftAt the number of
+	// its events when it called Leave: a client.EventLeaveVoid after
+	// that says the leave did not happen (settle).
+	left   *simClient
+	leftAt int
 }
 
 // guestOf returns the user of sc, a new user's first client.

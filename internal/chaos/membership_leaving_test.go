@@ -1,9 +1,12 @@
 package chaos
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 
+	"github.com/openmimi/mimi/client"
 	"github.com/openmimi/mimi/eventlog"
 	adminv1 "github.com/openmimi/mimi/gen/mimi/admin/v1"
 	"github.com/openmimi/mimi/mimi"
@@ -113,4 +116,56 @@ func TestMarkLeaving(t *testing.T) {
 			t.Errorf("entry %d (%s): leaving %v, want %v", i, entries[i].Kind, entries[i].Leaving, want)
 		}
 	}
+}
+
+// TestLeaveVoid: a user whose leaving client was told that its leave did
+// not happen (client.EventLeaveVoid, in the actor's room, after it called
+// Leave) is present again; an event of another room, or one from before
+// the leave, is not enough.
+func TestLeaveVoid(t *testing.T) {
+	const room = "mimi://a.example/r/chaos-1"
+	void := func(r string) client.Event { return client.Event{Type: client.EventLeaveVoid, Room: r} }
+	for _, tc := range []struct {
+		name   string
+		events []client.Event
+		leftAt int
+		want   bool
+	}{
+		{"told", []client.Event{{Type: client.EventMessage, Room: room}, void(room)}, 1, true},
+		{"another room", []client.Event{void("mimi://a.example/r/chaos-2")}, 0, false},
+		{"before the leave", []client.Event{void(room)}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := &simClient{id: "mimi://b.example/d/g1", events: tc.events}
+			if !tc.want {
+				// leaveVoid syncs when not told yet: give it a client
+				// without a provider, whose Sync fails.
+				sc.c = syncFails(t)
+			}
+			u := &guestUser{user: "mimi://b.example/u/g", left: sc, leftAt: tc.leftAt}
+			a := &actor{room: room}
+			if got := a.leaveVoid(t.Context(), u); got != tc.want {
+				t.Fatalf("leaveVoid = %v, want %v", got, tc.want)
+			}
+			if tc.want != (u.left == nil) {
+				t.Fatalf("left %v after leaveVoid = %v", u.left, tc.want)
+			}
+		})
+	}
+}
+
+// unreachable is a client.Provider whose inbox cannot be read.
+type unreachable struct{ client.Provider }
+
+func (unreachable) Inbox(context.Context, string, uint64, int) ([]client.InboxEntry, error) {
+	return nil, errors.New("unreachable")
+}
+
+// syncFails returns a client whose Sync fails.
+func syncFails(t *testing.T) *client.Client {
+	c, err := client.New("mimi://b.example/u/g", "mimi://b.example/d/g1", cipher.X25519_AES128GCM_SHA256_Ed25519, unreachable{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

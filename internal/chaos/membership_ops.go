@@ -33,6 +33,7 @@ func (a *actor) leave(ctx context.Context) bool {
 	u := a.present[i]
 	sc := u.devices[a.rng.IntN(len(u.devices))]
 	a.fleet.rec.setLabel(sc.id, "leave "+u.user)
+	u.left, u.leftAt = sc, len(sc.events)
 	deadline := time.Now().Add(a.giveUp)
 	for {
 		a.st.count(&a.st.calls)
@@ -108,7 +109,10 @@ func (a *actor) completeLeaves(ctx context.Context) bool {
 }
 
 // settle syncs the admin while leaves are pending and counts those its
-// group shows completed (by any member's commit).
+// group shows completed (by any member's commit). A user still in the
+// room whose leaving client learned that its leave did not happen
+// (client.EventLeaveVoid: the proposals never reached the hub, after
+// Leave returned ErrOutcomeUnknown) is present again.
 func (a *actor) settle(ctx context.Context) {
 	if len(a.leaving) == 0 || a.admin.sync(ctx) != nil {
 		return
@@ -119,11 +123,36 @@ func (a *actor) settle(ctx context.Context) {
 	}
 	a.leaving = slices.DeleteFunc(a.leaving, func(u *guestUser) bool {
 		if _, in := ri.Role(u.user); in {
+			if a.leaveVoid(ctx, u) {
+				a.st.count(&a.st.voidLeaves)
+				a.present = append(a.present, u)
+				return true
+			}
 			return false
 		}
 		a.st.count(&a.st.leaves)
 		return true
 	})
+}
+
+// leaveVoid reports whether the client of u that left was told since
+// that its leave did not happen, syncing it first if its events do not
+// say so yet.
+func (a *actor) leaveVoid(ctx context.Context, u *guestUser) bool {
+	sc := u.left
+	if sc == nil {
+		return false
+	}
+	told := func() bool {
+		return slices.ContainsFunc(sc.events[u.leftAt:], func(ev client.Event) bool {
+			return ev.Type == client.EventLeaveVoid && ev.Room == a.room
+		})
+	}
+	if !told() && (sc.sync(ctx) != nil || !told()) {
+		return false // a failed sync is tried again at the next settle
+	}
+	u.left = nil
+	return true
 }
 
 // join has a new client of a random user the actor added join the room by

@@ -253,7 +253,10 @@ type Result struct {
 	// wrongEpoch, RaceRecovered those of them that then made their change,
 	// RacesFull the races whose commits were all made in one epoch.
 	Leaves, DeviceJoins, Races, WrongEpochs int
-	RaceLosers, RaceRecovered, RacesFull    int
+	// VoidLeaves counts the leaves whose proposals never reached the hub
+	// (client.EventLeaveVoid); the user is then present again.
+	VoidLeaves                           int
+	RaceLosers, RaceRecovered, RacesFull int
 	// StatesChecked counts the (member, room) states compared with the
 	// hub's room state at the end.
 	StatesChecked int
@@ -317,8 +320,8 @@ func (r *Result) Summary() string {
 		r.ProxyConnections, r.ProxyFailovers) +
 		fmt.Sprintf(" freezes=%d (leader %d, follower %d) partitions=%d (black-holed %d; by mode: %s)",
 			len(r.Freezes), r.LeaderFreezes, r.FollowerFreezes, len(r.Partitions), r.BlackHoles, r.partitionModes()) +
-		fmt.Sprintf(" leaves=%d device_joins=%d external_joins=%d races=%d wrong_epoch=%d proposals_acked=%d hub_proposals=%d proposal_dropped=%d removal_unreported=%d",
-			r.Leaves, r.DeviceJoins, rep.ExternalJoins, r.Races, r.WrongEpochs, rep.ProposalsAcked, rep.HubProposals, rep.Count(ProblemProposalDropped), rep.Count(ProblemRemoval)) +
+		fmt.Sprintf(" leaves=%d void_leaves=%d device_joins=%d external_joins=%d races=%d wrong_epoch=%d proposals_acked=%d hub_proposals=%d proposal_dropped=%d removal_unreported=%d",
+			r.Leaves, r.VoidLeaves, r.DeviceJoins, rep.ExternalJoins, r.Races, r.WrongEpochs, rep.ProposalsAcked, rep.HubProposals, rep.Count(ProblemProposalDropped), rep.Count(ProblemRemoval)) +
 		r.clientFaultSummary()
 }
 
@@ -628,7 +631,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	mst.mu.Lock()
 	res.Adds, res.Removes, res.MembershipCalls, res.MembershipGaveUp, res.MembershipFailures = mst.adds, mst.removes, mst.calls, mst.gaveUp, mst.failures
-	res.Leaves, res.DeviceJoins, res.Races, res.WrongEpochs = mst.leaves, mst.joins, mst.races, mst.wrongEpochs
+	res.Leaves, res.DeviceJoins, res.Races, res.WrongEpochs, res.VoidLeaves = mst.leaves, mst.joins, mst.races, mst.wrongEpochs, mst.voidLeaves
 	res.RaceLosers, res.RaceRecovered, res.RacesFull = mst.raceLosers, mst.raceRecovered, mst.racesFull
 	membershipProblems := mst.problems
 	proposals := copySubmits(mst.proposals)
