@@ -212,6 +212,17 @@ func (l *lossyNet) provider(domain string) client.Provider {
 	return &lossyUpdates{Provider: l.realNet.provider(domain), net: l}
 }
 
+// lossyRoom is lossyWorld with the names of the clients in clubhouse;
+// it skips the test in -short mode.
+func lossyRoom(t *testing.T) (*lossyNet, *world, []string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts three Raft nodes")
+	}
+	l, w := lossyWorld(t)
+	return l, w, []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+}
+
 // lossyWorld is threeUsersIn on a lossyNet that loses nothing yet.
 func lossyWorld(t *testing.T) (*lossyNet, *world) {
 	l := &lossyNet{realNet: newRealNet(t), lose: map[string]bool{}, drop: map[string]bool{}}
@@ -245,11 +256,7 @@ func (l *lossyUpdates) Update(ctx context.Context, cl, room string, req *mimi.Up
 // for a client at the hub and for one at a follower, which then commits
 // again at once.
 func TestCommitAnswerLostWithProviders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
 
 	l.lose[a1.ID()] = true
@@ -292,11 +299,7 @@ func TestCommitAnswerLostWithProviders(t *testing.T) {
 // commit pending, merges its echo and reports the change made, without
 // making it a second time over the other member's.
 func TestCommitAcceptedThenOvertaken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
 	if err := a1.SetRole(w.ctx, clubhouse, cathy, "admin"); err != nil {
 		t.Fatal(err)
@@ -329,11 +332,7 @@ func TestCommitAcceptedThenOvertaken(t *testing.T) {
 // JoinNewDevice when it never reached the hub
 // (draft-ralston-mimi-protocol-02, Sections 3.6 and 5.3).
 func TestJoinNewDeviceAnswerLost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	before := l.epoch(clubhouse)
 
 	c2 := w.add("ClientC2", cathy, 0)
@@ -390,11 +389,7 @@ func TestJoinNewDeviceAnswerLost(t *testing.T) {
 // its leave did not happen (EventLeaveVoid), is a member again, and can
 // leave again (draft-ralston-mimi-protocol-02, Section 3.5).
 func TestLeaveVoid(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	b1 := w.clients["ClientB1"]
 	l.drop[b1.ID()] = true
 	if err := b1.Leave(w.ctx, clubhouse); !errors.Is(err, client.ErrOutcomeUnknown) {
@@ -427,11 +422,7 @@ func TestLeaveVoid(t *testing.T) {
 // the request never reached the hub (draft-ralston-mimi-protocol-02,
 // Sections 5.3 and 5.5).
 func TestCommitUnresolvedAcrossRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	restart := func(name string) {
 		t.Helper()
 		st, err := w.clients[name].Save()
@@ -491,11 +482,7 @@ func TestCommitUnresolvedAcrossRestart(t *testing.T) {
 // (draft-ralston-mimi-protocol-02, Section 5.3), or with wrongEpoch when
 // another commit won, after which the client syncs that one and goes on.
 func TestCommitUnresolvedThenCommit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
 	before := l.epoch(clubhouse)
 
@@ -546,11 +533,7 @@ func TestCommitUnresolvedThenCommit(t *testing.T) {
 // participant-list AppSync, commits bob's leave on its own first and her
 // change after it.
 func TestCommitAfterUnseenLeave(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	a1, c1 := w.clients["ClientA1"], w.clients["ClientC1"]
 	if err := a1.SetRole(w.ctx, clubhouse, cathy, "admin"); err != nil {
 		t.Fatal(err)
@@ -593,11 +576,7 @@ func TestCommitAfterUnseenLeave(t *testing.T) {
 // decrypts it (past epochs kept for Options.PastEpochTime;
 // draft-ralston-mimi-protocol-02, Section 5.5).
 func TestLateMessageAfterOwnCommits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
-	l, w := lossyWorld(t)
-	all := []string{"ClientA1", "ClientB1", "ClientB2", "ClientC1"}
+	l, w, all := lossyRoom(t)
 	c1 := w.clients["ClientC1"]
 	if err := w.clients["ClientA1"].SetRole(w.ctx, clubhouse, cathy, "admin"); err != nil {
 		t.Fatal(err)

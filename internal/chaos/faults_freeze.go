@@ -51,16 +51,9 @@ func (f *faults) freeze(ctx context.Context) error {
 	frozenAt := time.Now()
 	// Resumed on every path, an error or the end of ctx included.
 	defer func() { _ = victim.Proc.Thaw() }()
-	for left := length; left > 0; left = length - time.Since(frozenAt) {
-		if fr.WasLeader && fr.NewLeader == "" {
-			for n := range f.leaders(ctx, c, victim) {
-				fr.NewLeader, fr.Elected = n.ID, time.Since(frozenAt)
-			}
-		}
-		sleep(ctx, min(left, 250*time.Millisecond))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	var err error
+	if fr.NewLeader, fr.Elected, err = f.holdWatching(ctx, c, victim, fr.WasLeader, frozenAt, length); err != nil {
+		return err
 	}
 	if err := victim.Proc.Thaw(); err != nil {
 		return err
@@ -77,7 +70,7 @@ func (f *faults) freeze(ctx context.Context) error {
 		}
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
-	err := victim.Proc.WaitReady(rctx)
+	err = victim.Proc.WaitReady(rctx)
 	rcancel()
 	if err != nil {
 		return fmt.Errorf("%w; log:\n%s", err, victim.Proc.LogTail(6000))

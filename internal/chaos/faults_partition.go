@@ -209,16 +209,9 @@ func (f *faults) raftPartition(ctx context.Context, p Partition, c *Cluster) err
 	c.CutRaft(victim, p.Cut)
 	// Healed on every path, the end of ctx included.
 	defer c.CutRaft(victim, Connected)
-	for left := length; left > 0; left = length - time.Since(cutAt) {
-		if p.WasLeader && p.NewLeader == "" {
-			for n := range f.leaders(ctx, c, victim) {
-				p.NewLeader, p.Elected = n.ID, time.Since(cutAt)
-			}
-		}
-		sleep(ctx, min(left, 250*time.Millisecond))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	var err error
+	if p.NewLeader, p.Elected, err = f.holdWatching(ctx, c, victim, p.WasLeader, cutAt, length); err != nil {
+		return err
 	}
 	c.CutRaft(victim, Connected)
 	p.Length = time.Since(cutAt)

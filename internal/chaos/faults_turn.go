@@ -215,3 +215,21 @@ func (f *faults) fanoutStatus(ctx context.Context) []*adminv1.FanoutDestination 
 	}
 	return []*adminv1.FanoutDestination{}
 }
+
+// holdWatching waits until length after start, while victim, a node of
+// c, is frozen or cut off; when it was the leader (watch), it notes the
+// first other node seen as leader and how long after start.
+func (f *faults) holdWatching(ctx context.Context, c *Cluster, victim *Node, watch bool, start time.Time, length time.Duration) (newLeader string, elected time.Duration, err error) {
+	for left := length; left > 0; left = length - time.Since(start) {
+		if watch && newLeader == "" {
+			for n := range f.leaders(ctx, c, victim) {
+				newLeader, elected = n.ID, time.Since(start)
+			}
+		}
+		sleep(ctx, min(left, 250*time.Millisecond))
+		if ctx.Err() != nil {
+			return newLeader, elected, ctx.Err()
+		}
+	}
+	return newLeader, elected, nil
+}
