@@ -61,13 +61,7 @@ func (f *faults) freeze(ctx context.Context) error {
 	fr.Length = time.Since(frozenAt)
 	fr.AckedDuring = f.acked() - acked
 	if fr.WasLeader {
-		if fr.NewLeader == "" && fr.Length >= failoverBound {
-			f.report(Problem{Kind: ProblemNoFailover,
-				Detail: fmt.Sprintf("%s: leader %s frozen for %s at %s, no other node became leader", c.Domain, victim.ID, fr.Length.Round(time.Millisecond), fr.At.Round(time.Millisecond))})
-		}
-		if fr.NewLeader != "" {
-			fr.StepDown = f.stepDown(ctx, c, victim, leader.GetTerm(), "resuming from a freeze")
-		}
+		fr.StepDown = f.failedOver(ctx, c, victim, fr.NewLeader, fr.Length, fr.At, leader.GetTerm(), "frozen", "resuming from a freeze")
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = victim.Proc.WaitReady(rctx)

@@ -221,13 +221,7 @@ func (f *faults) raftPartition(ctx context.Context, p Partition, c *Cluster) err
 		p.Stalls += n.RaftProxy.Stalls.Load()
 	}
 	if p.WasLeader {
-		if p.NewLeader == "" && p.Length >= failoverBound {
-			f.report(Problem{Kind: ProblemNoFailover,
-				Detail: fmt.Sprintf("%s: leader %s cut from its peers for %s at %s, no other node became leader", c.Domain, victim.ID, p.Length.Round(time.Millisecond), p.At.Round(time.Millisecond))})
-		}
-		if p.NewLeader != "" {
-			p.StepDown = f.stepDown(ctx, c, victim, st.GetTerm(), "healing from a cut from its peers")
-		}
+		p.StepDown = f.failedOver(ctx, c, victim, p.NewLeader, p.Length, p.At, st.GetTerm(), "cut from its peers", "healing from a cut from its peers")
 	}
 	domains := []string{p.Domain}
 	if c == f.topo.Hub() {

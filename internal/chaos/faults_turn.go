@@ -233,3 +233,20 @@ func (f *faults) holdWatching(ctx context.Context, c *Cluster, victim *Node, wat
 	}
 	return newLeader, elected, nil
 }
+
+// failedOver checks, once victim, the leader of c in term until it was
+// frozen or cut off (how) for away at at, is back, that another node
+// (newLeader) became leader meanwhile (ProblemNoFailover when none did
+// within failoverBound), and returns how long victim took to step down
+// after coming back (back names how; see stepDown), 0 without a new
+// leader.
+func (f *faults) failedOver(ctx context.Context, c *Cluster, victim *Node, newLeader string, away, at time.Duration, term uint64, how, back string) time.Duration {
+	if newLeader == "" {
+		if away >= failoverBound {
+			f.report(Problem{Kind: ProblemNoFailover,
+				Detail: fmt.Sprintf("%s: leader %s %s for %s at %s, no other node became leader", c.Domain, victim.ID, how, away.Round(time.Millisecond), at.Round(time.Millisecond))})
+		}
+		return 0
+	}
+	return f.stepDown(ctx, c, victim, term, back)
+}
