@@ -136,10 +136,12 @@ type room struct {
 // hub took that one), or a resend gets an answer
 // (draft-ralston-mimi-protocol-02, Sections 5.3 and 5.5).
 type unresolvedCommit struct {
-	pc    *mls.PendingCommit
-	req   *mimi.UpdateRequest
-	epoch uint64 // the epoch the commit was made in
+	pc  *mls.PendingCommit
+	req *mimi.UpdateRequest
 }
+
+// base is the epoch the commit was made in.
+func (u *unresolvedCommit) base() uint64 { return u.pc.Epoch - 1 }
 
 // maxSent bounds room.sent.
 const maxSent = 64

@@ -480,7 +480,7 @@ func (c *Client) commitLocked(ctx context.Context, roomID string, until time.Tim
 			continue
 		} else if err != nil {
 			return err
-		} else if merged && pending != nil && pending == mine {
+		} else if merged && pending == mine {
 			return nil // an earlier try of this change was accepted after all
 		}
 		if r.leaving {
@@ -561,22 +561,10 @@ func appSyncConflict(g *mls.Group, props []*wire.Proposal) bool {
 // it had, or a new epoch. It syncs and polls (see pollDelay) until then,
 // until, or ctx ends, and reports whether something arrived.
 func (c *Client) awaitNews(ctx context.Context, roomID string, epoch uint64, cached int, until time.Time) bool {
-	delay := epochPollDelay
-	for {
-		if c.syncLocked(ctx) != nil {
-			return false
-		}
-		r := c.rooms[roomID]
-		if r == nil {
-			return false
-		}
-		if r.g.Epoch() != epoch || len(r.g.PendingProposals()) > cached {
-			return true
-		}
-		if !pollDelay(ctx, &delay, until) {
-			return false
-		}
-	}
+	ok, err := c.syncUntil(ctx, roomID, until, func(r *room) bool {
+		return r == nil || r.g.Epoch() != epoch || len(r.g.PendingProposals()) > cached
+	})
+	return err == nil && ok && c.rooms[roomID] != nil
 }
 
 // prepareCommit creates a commit of g and its UpdateRequest.
@@ -630,11 +618,11 @@ func (c *Client) updateRequest(pc *mls.PendingCommit) (*mimi.UpdateRequest, erro
 func (c *Client) sendCommit(ctx context.Context, r *room, pc *mls.PendingCommit, req *mimi.UpdateRequest) error {
 	resp, lost, err := c.update(ctx, r.id, req)
 	if err != nil {
-		r.unresolved = &unresolvedCommit{pc: pc, req: req, epoch: r.g.Epoch()}
+		r.unresolved = &unresolvedCommit{pc: pc, req: req}
 		return fmt.Errorf("%w: commit to %s: %w", ErrOutcomeUnknown, r.id, err)
 	}
 	if resp.Code == mimi.UpdateWrongEpoch && lost {
-		r.unresolved = &unresolvedCommit{pc: pc, req: req, epoch: r.g.Epoch()}
+		r.unresolved = &unresolvedCommit{pc: pc, req: req}
 		return updateError(r.id, resp)
 	}
 	if resp.Code != mimi.UpdateSuccess {
@@ -700,7 +688,7 @@ func (c *Client) resolve(ctx context.Context, r *room) (merged bool, err error) 
 	if u == nil {
 		return false, nil
 	}
-	if r.g.Epoch() != u.epoch {
+	if r.g.Epoch() != u.base() {
 		r.unresolved = nil
 		return u.pc.Merged(), nil
 	}
@@ -1028,22 +1016,34 @@ func (c *Client) beforeTry(ctx context.Context, roomID string, try int, last err
 // (also during a sync).
 func (c *Client) awaitEpoch(ctx context.Context, roomID string, refusal error, until time.Time) error {
 	want := hubEpoch(refusal)
+	ok, err := c.syncUntil(ctx, roomID, until, func(r *room) bool { return r == nil || r.g.Epoch() >= want })
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return errors.Join(refusal, err)
+	case err != nil:
+		return err
+	case ok:
+		return nil
+	case ctx.Err() != nil:
+		return errors.Join(refusal, ctx.Err())
+	}
+	return refusal
+}
+
+// syncUntil syncs, then polls the inbox (see pollDelay), until done holds
+// for the room (nil once the client is no longer in it), until passes or
+// ctx ends. It reports whether done held; err is a failed sync.
+func (c *Client) syncUntil(ctx context.Context, roomID string, until time.Time, done func(*room) bool) (bool, error) {
 	delay := epochPollDelay
 	for {
 		if err := c.syncLocked(ctx); err != nil {
-			if ctx.Err() != nil {
-				return errors.Join(refusal, err)
-			}
-			return err
+			return false, err
 		}
-		if r := c.rooms[roomID]; r == nil || r.g.Epoch() >= want {
-			return nil
+		if done(c.rooms[roomID]) {
+			return true, nil
 		}
 		if !pollDelay(ctx, &delay, until) {
-			if ctx.Err() != nil {
-				return errors.Join(refusal, ctx.Err())
-			}
-			return refusal
+			return false, nil
 		}
 	}
 }

@@ -91,7 +91,7 @@ func (c *Client) saveLocked() ([]byte, error) {
 			return nil, fmt.Errorf("client: saving room %s: %w", id, err)
 		}
 		groups = append(groups, st)
-		if u := r.unresolved; u != nil && u.epoch == r.g.Epoch() {
+		if u := r.unresolved; u != nil && u.base() == r.g.Epoch() {
 			if pending[i], err = u.pc.MarshalBinary(); err != nil && !errors.Is(err, mls.ErrStaleCommit) {
 				return nil, fmt.Errorf("client: saving room %s's unresolved commit: %w", id, err)
 			}
@@ -267,9 +267,6 @@ func Load(data []byte, p Provider, opts *Options) (*Client, error) {
 		}
 		rs := &room{id: sr.id, g: g, leaving: sr.leaving}
 		if sr.pending != nil {
-			if !sr.req.IsCommit() {
-				return nil, bad("room %s: the unresolved request is not a commit", sr.id)
-			}
 			pc, err := g.RestorePendingCommit(sr.pending)
 			if err != nil {
 				return nil, fmt.Errorf("%w: room %s: %w", ErrStateCorrupt, sr.id, err)
@@ -283,7 +280,7 @@ func Load(data []byte, p Provider, opts *Options) (*Client, error) {
 				pc.Discard()
 				return nil, bad("room %s: the unresolved request does not carry the pending commit", sr.id)
 			}
-			rs.unresolved = &unresolvedCommit{pc: pc, req: sr.req, epoch: g.Epoch()}
+			rs.unresolved = &unresolvedCommit{pc: pc, req: sr.req}
 		}
 		for i := 0; i < len(sr.sent); i += 32 {
 			rs.sent = append(rs.sent, [32]byte(sr.sent[i:i+32]))
