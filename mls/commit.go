@@ -463,10 +463,11 @@ func (pc *PendingCommit) Group() *Group {
 // become stale (RFC 9420, Sections 8.6, 12.4.2 and 15.3).
 func (g *Group) advance(next *groupState) {
 	old := g.s
+	now := g.cfg.now()
 	past := append(slices.Clone(old.past), &pastEpoch{
-		epoch: old.ctx.Epoch, ended: g.cfg.now(), ctx: old.ctx, senderData: old.secrets.SenderDataSecret, keys: old.keys, tree: old.tree,
+		epoch: old.ctx.Epoch, ended: now, ctx: old.ctx, senderData: old.secrets.SenderDataSecret, keys: old.keys, tree: old.tree,
 	})
-	next.past = slices.Clone(g.cfg.keepPast(past, g.cfg.now()))
+	next.past = slices.Clone(g.cfg.keepPast(past, now))
 	res := append(slices.Clone(old.resumption), resumptionEntry{epoch: next.ctx.Epoch, psk: next.secrets.ResumptionPSK})
 	if n := g.cfg.resumptionPSKs(); len(res) > n {
 		res = slices.Clone(res[len(res)-n:])

@@ -111,13 +111,13 @@ func (g *Group) RestorePendingCommit(data []byte) (*PendingCommit, error) {
 	if err := r.Done("pending"); err != nil {
 		return bad(err)
 	}
-	next, err := UnmarshalState(nextState, Config{})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next, err := UnmarshalState(nextState, g.cfg) // the group's receive window for the new epoch's secret tree
 	clear(nextState)
 	if err != nil {
 		return bad(err)
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	s := g.s
 	switch {
 	case next.suite != g.suite || !bytes.Equal(next.s.ctx.GroupID, s.ctx.GroupID):
