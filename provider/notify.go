@@ -353,14 +353,6 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 			if msgs[i].Message.WireFormat == wire.WireFormatWelcome && msgs[i].Message.Welcome != nil {
 				welcome = p.welcomeClients(room, msgs[i].Message.Welcome)
 			}
-			var sender string
-			var echo bool
-			if mb, ok := fanoutMessageBytes(&msgs[i], raw[i]); ok {
-				var eh [32]byte
-				if sender, eh, echo = p.echoes.sender(mb); echo {
-					echoes = append(echoes, eh)
-				}
-			}
 			var recips []string
 			if msgs[i].Message.WireFormat == wire.WireFormatPrivateMessage {
 				if !membersKnown {
@@ -368,8 +360,15 @@ func (p *Provider) Notify(ctx context.Context, peer, room string, body []byte) e
 					membersKnown = true
 				}
 				recips = members
-				if echo && slices.Contains(recips, sender) {
-					recips = slices.DeleteFunc(slices.Clone(recips), func(c string) bool { return c == sender })
+				// An application message one of our clients sent comes
+				// back without that client (only those are remembered).
+				if mb, ok := fanoutMessageBytes(&msgs[i], raw[i]); ok {
+					if sender, eh, echo := p.echoes.sender(mb); echo {
+						echoes = append(echoes, eh)
+						if slices.Contains(recips, sender) {
+							recips = slices.DeleteFunc(slices.Clone(recips), func(c string) bool { return c == sender })
+						}
+					}
 				}
 			} else {
 				// Handshake messages go to their sender too (see
