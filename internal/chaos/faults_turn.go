@@ -193,7 +193,7 @@ func (f *faults) catchUp(ctx context.Context, domains []string) time.Duration {
 		state = append(state, "no hub leader answered FanoutStatus")
 	}
 	f.report(Problem{Kind: ProblemBacklogStuck,
-		Detail: fmt.Sprintf("%s after resuming: %s", catchUpBound, strings.Join(state, "; "))})
+		Detail: fmt.Sprintf("%s after the fault ended: %s", catchUpBound, strings.Join(state, "; "))})
 	return catchUpBound
 }
 

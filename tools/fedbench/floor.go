@@ -37,13 +37,12 @@ type FloorResult struct {
 // floorNode is one provider of the floor pipeline: a mutual-TLS HTTP/2
 // server in front of a Pebble database written with fsync.
 type floorNode struct {
-	domain string
-	db     *pebble.DB
-	srv    *http.Server
-	ln     net.Listener
-	done   chan error
-	seq    atomic.Uint64
-	got    atomic.Int64 // messages stored (followers)
+	db   *pebble.DB
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+	seq  atomic.Uint64
+	got  atomic.Int64 // messages stored (followers)
 }
 
 // runFloor measures the least any implementation of the benchmark's
@@ -229,7 +228,7 @@ func openFloorNode(f *fabric, dir, domain string) (*floorNode, error) {
 		db.Close()
 		return nil, err
 	}
-	n := &floorNode{domain: domain, db: db, ln: ln}
+	n := &floorNode{db: db, ln: ln}
 	n.srv = &http.Server{TLSConfig: f.serverTLS(cert), ReadHeaderTimeout: 10 * time.Second}
 	return n, nil
 }
