@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -576,7 +577,17 @@ func TestSubmitGroupCommitEpochChange(t *testing.T) {
 	if err := <-updated; err != nil {
 		t.Fatal(err)
 	}
+	// m1 and m2 were queued before the update and are decided before its
+	// commit. m3 was queued while a message command was held; when that
+	// command was the update's own (deciding m2 under the room's lock),
+	// the update commits right after it and m3, of the old epoch, is
+	// refused: both outcomes are the hub's ordering at work.
+	want := []string{"m1", "m2", "m3", fmt.Sprint("commit ", epoch+1)}
 	for _, s := range subs {
+		if s == subs[2] && !accepted(s) && s.err == nil && s.resp.Code == mimi.SubmitEpochTooOld && s.resp.CurrentEpoch == epoch+1 {
+			want = slices.Delete(want, 2, 3)
+			continue
+		}
 		if !accepted(s) {
 			t.Fatalf("%s: %v %+v", s.name, s.err, s.resp)
 		}
@@ -598,7 +609,7 @@ func TestSubmitGroupCommitEpochChange(t *testing.T) {
 			}
 		}
 	}
-	if got, want := fmt.Sprint(order[len(order)-4:]), fmt.Sprint([]string{"m1", "m2", "m3", fmt.Sprint("commit ", epoch+1)}); got != want {
+	if got := fmt.Sprint(order[len(order)-len(want):]); got != fmt.Sprint(want) {
 		t.Fatalf("room log ends %s, want %s", got, want)
 	}
 	resp, err := w.a.P.SubmitMessage(w.ctx, "b.example", room, late)
